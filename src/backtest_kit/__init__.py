@@ -1,0 +1,183 @@
+"""backtest-kit: write a trading strategy once; backtest it on history without look-ahead.
+
+import backtest_kit as bk
+
+bk.add_exchange("sample", get_candles=bk.data.get_sample_candles)
+bk.add_strategy("sma", "5m", get_signal)
+bk.add_frame("jan", "1m", "2024-01-01", "2024-01-31")
+results = bk.Backtest.run_sync("BTCUSDT", strategy_name="sma",
+                               exchange_name="sample", frame_name="jan")
+"""
+
+from . import data
+from .config import Config, get_config, get_default_config, set_config
+from .context import ExecutionContext, MethodContext
+from .engine.backtest import Backtest, BacktestCancel
+from .errors import (
+    BacktestKitError,
+    ConfigError,
+    ExchangeError,
+    PersistError,
+    RegistryError,
+    ValidationError,
+)
+from .events import (
+    listen_backtest_progress,
+    listen_done_backtest,
+    listen_done_backtest_once,
+    listen_done_live,
+    listen_done_live_once,
+    listen_done_walker,
+    listen_done_walker_once,
+    listen_error,
+    listen_exit,
+    listen_optimizer_progress,
+    listen_partial_loss,
+    listen_partial_loss_once,
+    listen_partial_profit,
+    listen_partial_profit_once,
+    listen_performance,
+    listen_risk,
+    listen_risk_once,
+    listen_signal,
+    listen_signal_backtest,
+    listen_signal_backtest_once,
+    listen_signal_live,
+    listen_signal_live_once,
+    listen_signal_once,
+    listen_validation,
+    listen_walker,
+    listen_walker_complete,
+    listen_walker_once,
+    listen_walker_progress,
+)
+from .helpers import (
+    dump_signal,
+    format_price,
+    format_quantity,
+    get_average_price,
+    get_candles,
+    get_date,
+    get_mode,
+    has_trade_context,
+)
+from .intervals import CANDLE_INTERVALS, FRAME_INTERVALS, INTERVAL_MS, STRATEGY_INTERVALS
+from .logger import set_logger
+from .model.candles import Candle, Candles
+from .model.events import DoneContract, PerformanceContract, ProgressBacktestContract
+from .model.results import (
+    ActiveResult,
+    CancelledResult,
+    ClosedResult,
+    IdleResult,
+    OpenedResult,
+    PnL,
+    ScheduledResult,
+    TickResult,
+)
+from .model.signal import Signal, SignalRow
+from .runtime import reset
+from .schema import (
+    ExchangeCallbacks,
+    ExchangeSchema,
+    FrameCallbacks,
+    FrameSchema,
+    StrategyCallbacks,
+    StrategySchema,
+    add_exchange,
+    add_frame,
+    add_strategy,
+    list_exchanges,
+    list_frames,
+    list_strategies,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CANDLE_INTERVALS",
+    "FRAME_INTERVALS",
+    "INTERVAL_MS",
+    "STRATEGY_INTERVALS",
+    "ActiveResult",
+    "Backtest",
+    "BacktestCancel",
+    "BacktestKitError",
+    "CancelledResult",
+    "Candle",
+    "Candles",
+    "ClosedResult",
+    "Config",
+    "ConfigError",
+    "DoneContract",
+    "ExchangeCallbacks",
+    "ExchangeError",
+    "ExchangeSchema",
+    "ExecutionContext",
+    "FrameCallbacks",
+    "FrameSchema",
+    "IdleResult",
+    "MethodContext",
+    "OpenedResult",
+    "PerformanceContract",
+    "PersistError",
+    "PnL",
+    "ProgressBacktestContract",
+    "RegistryError",
+    "ScheduledResult",
+    "Signal",
+    "SignalRow",
+    "StrategyCallbacks",
+    "StrategySchema",
+    "TickResult",
+    "ValidationError",
+    "__version__",
+    "add_exchange",
+    "add_frame",
+    "add_strategy",
+    "data",
+    "dump_signal",
+    "format_price",
+    "format_quantity",
+    "get_average_price",
+    "get_candles",
+    "get_config",
+    "get_date",
+    "get_default_config",
+    "get_mode",
+    "has_trade_context",
+    "list_exchanges",
+    "list_frames",
+    "list_strategies",
+    "listen_backtest_progress",
+    "listen_done_backtest",
+    "listen_done_backtest_once",
+    "listen_done_live",
+    "listen_done_live_once",
+    "listen_done_walker",
+    "listen_done_walker_once",
+    "listen_error",
+    "listen_exit",
+    "listen_optimizer_progress",
+    "listen_partial_loss",
+    "listen_partial_loss_once",
+    "listen_partial_profit",
+    "listen_partial_profit_once",
+    "listen_performance",
+    "listen_risk",
+    "listen_risk_once",
+    "listen_signal",
+    "listen_signal_backtest",
+    "listen_signal_backtest_once",
+    "listen_signal_live",
+    "listen_signal_live_once",
+    "listen_signal_once",
+    "listen_validation",
+    "listen_walker",
+    "listen_walker_complete",
+    "listen_walker_once",
+    "listen_walker_progress",
+    "reset",
+    "set_config",
+    "set_logger",
+]

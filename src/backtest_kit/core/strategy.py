@@ -1,0 +1,564 @@
+"""StrategyClient: the signal state machine of one (symbol, strategy, mode) (20).
+
+Reads top to bottom: the tick (both modes), the generation step, the transitions and their
+callbacks, then the backtest fast-forward. Backtest and live drive this same object; they
+differ only in where time and prices come from. No loops over frames here (engines own
+them), no I/O besides the exchange client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..context import execution_context
+from ..errors import BacktestKitError, ExchangeError, ValidationError
+from ..events import ERROR, SIGNAL, SIGNAL_BACKTEST, SIGNAL_LIVE, VALIDATION, call_user
+from ..intervals import INTERVAL_MS, MINUTE_MS, iso, ms_to_datetime
+from ..model.results import (
+    ActiveResult,
+    CancelledResult,
+    ClosedResult,
+    IdleResult,
+    OpenedResult,
+    ScheduledResult,
+    TickResult,
+)
+from .pnl import percent_progress, to_pnl
+from .validation import SignalLimits, build_signal_row
+
+if TYPE_CHECKING:
+    from ..model.candles import Candles
+    from ..model.results import CloseReason
+    from ..model.signal import SignalRow
+    from ..runtime import Runtime
+    from ..schema import StrategySchema
+    from .exchange import ExchangeClient
+
+ForwardResult = ClosedResult | CancelledResult
+
+
+@dataclass(frozen=True, slots=True)
+class ActivationDropped:
+    """Internal: a backtest activation refused by risk or blocked by a stop (20 §5.3).
+
+    Never emitted or yielded; the loop resumes at the first frame >= timestamp + 1m.
+    """
+
+    timestamp: int
+
+
+class StrategyClient:
+    """The signal lifecycle: idle -> scheduled -> opened -> closed / cancelled."""
+
+    def __init__(
+        self,
+        schema: StrategySchema,
+        exchange: ExchangeClient,
+        runtime: Runtime,
+        *,
+        symbol: str,
+        backtest: bool,
+    ) -> None:
+        self.schema = schema
+        self.exchange = exchange
+        self.runtime = runtime
+        self.symbol = symbol
+        self.backtest = backtest
+        self.strategy_name = schema.strategy_name
+        self.exchange_name = exchange.name
+        self.interval_ms = INTERVAL_MS[schema.interval]
+        self.callbacks = schema.callbacks
+        self.mode_topic = SIGNAL_BACKTEST if backtest else SIGNAL_LIVE
+        self.pending: SignalRow | None = None
+        self.scheduled: SignalRow | None = None
+        self.last_signal_at: int | None = None
+        self.stopped = False
+
+    # -- members the engines use (20 §2) ------------------------------------------------------
+
+    def holds_signal(self) -> bool:
+        return self.pending is not None or self.scheduled is not None
+
+    @property
+    def next_ask_at(self) -> int | None:
+        """Instant from which `get_signal` is due; None when never asked (due at once)."""
+        if self.last_signal_at is None:
+            return None
+        return self.last_signal_at + self.interval_ms
+
+    def stop(self) -> None:
+        """No `get_signal` after this; an open position is still resolved (20 §8)."""
+        self.stopped = True
+        if self.backtest:
+            self.scheduled = None  # a waiting backtest row is dropped silently
+
+    async def abandon(self) -> None:
+        """Drop any held signal without a result (after a failed fetch or fast-forward)."""
+        self.scheduled = None
+        row = self.pending
+        if row is not None:
+            await self._risk_remove(row)
+            await self._partial_clear(row)
+            self.pending = None
+            await self._callback("on_write", self.symbol, None, self.backtest)
+
+    async def emit_result(self, result: TickResult) -> None:
+        """Publish a result on the mode topic, then on the general signal topic."""
+        bus = self.runtime.bus
+        await bus.emit(self.mode_topic, result)
+        await bus.emit(SIGNAL, result)
+
+    # -- the tick (20 §3) -----------------------------------------------------------------------
+
+    async def tick(self) -> TickResult:
+        """One tick at the execution context's `when`."""
+        ctx = execution_context.get()
+        if ctx is None:
+            raise BacktestKitError("StrategyClient.tick() needs an execution context")
+        when = ctx.when
+        if self.stopped and not self.holds_signal():
+            return await self._idle(await self.exchange.vwap(self.symbol, when))
+        if self.scheduled is not None:
+            return await self._tick_scheduled(self.scheduled, when)
+        if self.pending is None:
+            return await self._tick_idle(when)
+        return await self._tick_pending(self.pending, when)
+
+    async def _tick_idle(self, when: int) -> TickResult:
+        last = self.last_signal_at
+        due = last is None or when - last >= self.interval_ms
+        if due:
+            self.last_signal_at = when  # the slot is consumed before anything can fail
+        price = await self.exchange.vwap(self.symbol, when)
+        if not due:
+            return await self._idle(price)
+        try:
+            raw = await self._call_get_signal(when)
+        except Exception as exc:
+            await self._report_error("StrategyClient.get_signal failed", exc)
+            return await self._idle(price)
+        if raw is None or self.stopped:
+            return await self._idle(price)
+        config = self.runtime.config
+        try:
+            row = build_signal_row(
+                raw,
+                current_price=price,
+                when=when,
+                symbol=self.symbol,
+                exchange_name=self.exchange_name,
+                strategy_name=self.strategy_name,
+                limits=SignalLimits(
+                    min_take_profit_percent=config.CC_MIN_TAKEPROFIT_DISTANCE_PERCENT,
+                    min_stop_loss_percent=config.CC_MIN_STOPLOSS_DISTANCE_PERCENT,
+                    max_stop_loss_percent=config.CC_MAX_STOPLOSS_DISTANCE_PERCENT,
+                    max_lifetime_minutes=config.CC_MAX_SIGNAL_LIFETIME_MINUTES,
+                ),
+            )
+        except ValidationError as exc:
+            self.runtime.logger.warn(
+                "StrategyClient.validation",
+                {"strategy_name": self.strategy_name, "error": str(exc)},
+            )
+            await self.runtime.bus.emit(VALIDATION, exc)
+            return await self._idle(price)
+        if not await self._risk_allows(row, price, when):
+            return await self._idle(price)
+        if row.is_scheduled:
+            return await self._schedule(row, price)
+        return await self._open(row)
+
+    async def _call_get_signal(self, when: int) -> Any:
+        """Call `get_signal` under `CC_MAX_SIGNAL_GENERATION_SECONDS` (20 §3.4)."""
+        limit = self.runtime.config.CC_MAX_SIGNAL_GENERATION_SECONDS
+        started = time.perf_counter()
+        result = self.schema.get_signal(self.symbol, ms_to_datetime(when))
+        if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+            try:
+                async with asyncio.timeout(limit):
+                    return await result
+            except TimeoutError:
+                raise self._timeout_error() from None
+        if hasattr(result, "__await__"):
+            result = await result
+        if time.perf_counter() - started > limit:
+            # [deviation] a sync call cannot be interrupted: its late result is discarded
+            raise self._timeout_error()
+        return result
+
+    def _timeout_error(self) -> BacktestKitError:
+        return BacktestKitError(f"Timeout for {self.strategy_name} symbol={self.symbol}")
+
+    async def _tick_scheduled(self, row: SignalRow, when: int) -> TickResult:
+        """A waiting scheduled row, checked on the tick's VWAP (live; 20 §3.2)."""
+        price = await self.exchange.vwap(self.symbol, when)
+        await_ms = self.runtime.config.CC_SCHEDULE_AWAIT_MINUTES * MINUTE_MS
+        long = row.position == "long"
+        if (
+            self.stopped
+            or when - row.scheduled_at >= await_ms
+            or (price <= row.price_stop_loss if long else price >= row.price_stop_loss)
+        ):
+            return await self._cancel(row, price, when)
+        if price <= row.price_open if long else price >= row.price_open:
+            if not await self._risk_allows(row, row.price_open, when):
+                self.scheduled = None
+                return await self._idle(price)
+            return await self._activate(row, when)
+        result = ActiveResult(
+            signal=row,
+            current_price=price,
+            strategy_name=self.strategy_name,
+            exchange_name=self.exchange_name,
+            symbol=self.symbol,
+            backtest=self.backtest,
+            percent_tp=0.0,
+            percent_sl=0.0,
+        )
+        await self._callback("on_tick", self.symbol, result, self.backtest)
+        return result
+
+    async def _tick_pending(self, row: SignalRow, when: int) -> TickResult:
+        """An open position, checked on the tick's VWAP (live; 20 §3.5)."""
+        price = await self.exchange.vwap(self.symbol, when)
+        long = row.position == "long"
+        if when - row.pending_at >= row.minute_estimated_time * MINUTE_MS:
+            return await self._close(row, price, "time_expired", when)
+        if price >= row.price_take_profit if long else price <= row.price_take_profit:
+            return await self._close(row, row.price_take_profit, "take_profit", when)
+        if price <= row.price_stop_loss if long else price >= row.price_stop_loss:
+            return await self._close(row, row.price_stop_loss, "stop_loss", when)
+        percent_tp, percent_sl = percent_progress(row, price)
+        await self._partial(row, price, percent_tp, percent_sl)
+        result = ActiveResult(
+            signal=row,
+            current_price=price,
+            strategy_name=self.strategy_name,
+            exchange_name=self.exchange_name,
+            symbol=self.symbol,
+            backtest=self.backtest,
+            percent_tp=percent_tp,
+            percent_sl=percent_sl,
+        )
+        await self._callback("on_tick", self.symbol, result, self.backtest)
+        return result
+
+    # -- transitions and their callbacks (20 §1.3) -------------------------------------------
+
+    async def _idle(self, price: float) -> IdleResult:
+        cbs = self.callbacks
+        if cbs.on_idle is not None:
+            await self._callback("on_idle", self.symbol, price, self.backtest)
+        result = IdleResult(
+            signal=None,
+            current_price=price,
+            strategy_name=self.strategy_name,
+            exchange_name=self.exchange_name,
+            symbol=self.symbol,
+            backtest=self.backtest,
+        )
+        if cbs.on_tick is not None:
+            await self._callback("on_tick", self.symbol, result, self.backtest)
+        return result
+
+    async def _schedule(self, row: SignalRow, price: float) -> ScheduledResult:
+        self.scheduled = row
+        self.runtime.logger.info("StrategyClient.schedule", {"signal_id": row.id})
+        await self._callback("on_schedule", self.symbol, row, price, self.backtest)
+        result = ScheduledResult(
+            signal=row,
+            current_price=price,
+            strategy_name=self.strategy_name,
+            exchange_name=self.exchange_name,
+            symbol=self.symbol,
+            backtest=self.backtest,
+        )
+        await self._callback("on_tick", self.symbol, result, self.backtest)
+        return result
+
+    async def _open(self, row: SignalRow) -> OpenedResult:
+        self.pending = row
+        await self._callback("on_write", self.symbol, row, self.backtest)
+        await self._risk_add(row)
+        await self._callback("on_open", self.symbol, row, row.price_open, self.backtest)
+        result = OpenedResult(
+            signal=row,
+            current_price=row.price_open,
+            strategy_name=self.strategy_name,
+            exchange_name=self.exchange_name,
+            symbol=self.symbol,
+            backtest=self.backtest,
+        )
+        await self._callback("on_tick", self.symbol, result, self.backtest)
+        return result
+
+    async def _activate(self, row: SignalRow, at: int) -> OpenedResult:
+        self.scheduled = None
+        self.runtime.logger.info("StrategyClient.activate", {"signal_id": row.id, "at": iso(at)})
+        return await self._open(dataclasses.replace(row, pending_at=at, is_scheduled=False))
+
+    async def _close(
+        self, row: SignalRow, price: float, reason: CloseReason, at: int
+    ) -> ClosedResult:
+        config = self.runtime.config
+        pnl = to_pnl(row, price, slippage=config.CC_PERCENT_SLIPPAGE, fee=config.CC_PERCENT_FEE)
+        logger = self.runtime.logger
+        logger.info("StrategyClient.close", {"signal_id": row.id, "reason": reason})
+        if reason == "stop_loss" or (reason == "time_expired" and pnl.pnl_percentage < 0):
+            logger.warn(
+                "StrategyClient.close",
+                {"signal_id": row.id, "reason": reason, "pnl": pnl.pnl_percentage},
+            )
+        await self._callback("on_close", self.symbol, row, price, self.backtest)
+        await self._partial_clear(row)
+        await self._risk_remove(row)
+        self.pending = None
+        await self._callback("on_write", self.symbol, None, self.backtest)
+        result = ClosedResult(
+            signal=row,
+            current_price=price,
+            strategy_name=self.strategy_name,
+            exchange_name=self.exchange_name,
+            symbol=self.symbol,
+            backtest=self.backtest,
+            close_reason=reason,
+            close_timestamp=at,
+            pnl=pnl,
+        )
+        await self._callback("on_tick", self.symbol, result, self.backtest)
+        return result
+
+    async def _cancel(self, row: SignalRow, price: float, at: int) -> CancelledResult:
+        self.scheduled = None
+        self.runtime.logger.info("StrategyClient.cancel", {"signal_id": row.id, "at": iso(at)})
+        await self._callback("on_cancel", self.symbol, row, price, self.backtest)
+        result = CancelledResult(
+            signal=row,
+            current_price=price,
+            strategy_name=self.strategy_name,
+            exchange_name=self.exchange_name,
+            symbol=self.symbol,
+            backtest=self.backtest,
+            close_timestamp=at,
+        )
+        await self._callback("on_tick", self.symbol, result, self.backtest)
+        return result
+
+    async def _callback(self, name: str, *args: Any) -> None:
+        """Run a strategy callback; a raising one is reported and the transition goes on."""
+        fn = getattr(self.callbacks, name)
+        if fn is None:
+            return
+        try:
+            await call_user(fn, *args)
+        except Exception as exc:  # [deviation] 20 §1.2
+            await self._report_error(f"StrategyClient.{name} raised", exc)
+
+    async def _report_error(self, topic: str, exc: Exception) -> None:
+        self.runtime.logger.alert(
+            topic,
+            {
+                "strategy_name": self.strategy_name,
+                "symbol": self.symbol,
+                "error": f"{type(exc).__name__}: {exc}",
+            },
+        )
+        await self.runtime.bus.emit(ERROR, exc)
+
+    # -- risk and partial hooks (60; the profiles themselves are not built yet) --------------
+
+    async def _risk_allows(self, row: SignalRow, price: float, when: int) -> bool:
+        return True
+
+    async def _risk_add(self, row: SignalRow) -> None:
+        return None
+
+    async def _risk_remove(self, row: SignalRow) -> None:
+        return None
+
+    async def _partial(
+        self, row: SignalRow, price: float, percent_tp: float, percent_sl: float
+    ) -> None:
+        """Progress callbacks of one evaluation: profit when d > 0, loss when d < 0 (60 §9.4)."""
+        d = price - row.price_open if row.position == "long" else row.price_open - price
+        if d > 0:
+            await self._callback(
+                "on_partial_profit", self.symbol, row, price, percent_tp, self.backtest
+            )
+        elif d < 0:
+            await self._callback(
+                "on_partial_loss", self.symbol, row, price, percent_sl, self.backtest
+            )
+
+    async def _partial_clear(self, row: SignalRow) -> None:
+        return None
+
+    def _wants_partial(self) -> bool:
+        cbs = self.callbacks
+        return cbs.on_partial_profit is not None or cbs.on_partial_loss is not None
+
+    # -- the backtest fast-forward (20 §5) ----------------------------------------------------
+
+    async def fast_forward(self, candles: Candles) -> ForwardResult | ActivationDropped:
+        """Resolve the signal the last tick produced over 1m `candles` (20 §5).
+
+        `candles` starts N candles before the tick (the entry VWAP window, never evaluated)
+        and reaches the first candle at or after the horizon, or the end of the data.
+        """
+        if not self.backtest:
+            raise BacktestKitError("fast_forward() is for backtests only")
+        ctx = execution_context.get()
+        if ctx is None:
+            raise BacktestKitError("fast_forward() needs an execution context")
+        start = ctx.when
+        window = _Window(candles, self.runtime.config.CC_AVG_PRICE_CANDLES_COUNT, start)
+        if self.scheduled is not None:
+            return await self._forward_scheduled(self.scheduled, window)
+        if self.pending is not None:
+            return await self._forward_pending(self.pending, window, window.first)
+        raise BacktestKitError("fast_forward() without a pending or scheduled signal")
+
+    async def _forward_scheduled(
+        self, row: SignalRow, w: _Window
+    ) -> ForwardResult | ActivationDropped:
+        config = self.runtime.config
+        until = row.scheduled_at + config.CC_SCHEDULE_AWAIT_MINUTES * MINUTE_MS
+        lo, hi = w.first, w.index_before(until)
+        if row.position == "long":
+            cancel = w.low[lo:hi] <= row.price_stop_loss
+            enter = w.low[lo:hi] <= row.price_open
+        else:
+            cancel = w.high[lo:hi] >= row.price_stop_loss
+            enter = w.high[lo:hi] >= row.price_open
+        k = _first_true(cancel | enter)
+        if k < 0:
+            at = max(row.scheduled_at, min(until, w.end))
+            return await self._cancel(row, w.vwap_closed_at(at, self.exchange_name), at)
+        j = lo + k
+        if cancel[k]:
+            return await self._cancel(row, w.vwap_upto(j), w.t(j))
+        at = w.t(j)
+        if self.stopped:
+            self.scheduled = None
+            return ActivationDropped(at)
+        try:
+            allowed = await self._risk_allows(row, row.price_open, at)
+        except Exception as exc:
+            await self._report_error("StrategyClient.risk check failed", exc)
+            allowed = False
+        if not allowed:
+            self.scheduled = None
+            return ActivationDropped(at)
+        opened = await self._activate(row, at)
+        await self.emit_result(opened)  # [deviation] 02 §3: backtest activations are events
+        return await self._forward_pending(opened.signal, w, j + 1)
+
+    async def _forward_pending(self, row: SignalRow, w: _Window, lo: int) -> ForwardResult:
+        expires = row.pending_at + row.minute_estimated_time * MINUTE_MS
+        hi = w.index_before(expires)
+        tp, sl = row.price_take_profit, row.price_stop_loss
+        if row.position == "long":
+            take = w.high[lo:hi] >= tp
+            stop = w.low[lo:hi] <= sl
+        else:
+            take = w.low[lo:hi] <= tp
+            stop = w.high[lo:hi] >= sl
+        k = _first_true(take | stop)
+        exit_at = lo + k if k >= 0 else hi
+        if exit_at > lo and self._wants_partial():
+            await self._forward_partial(row, w, lo, exit_at)
+        if k >= 0:
+            if take[k]:  # a candle through both levels closes by take profit (02 §2)
+                return await self._close(row, tp, "take_profit", w.t(exit_at))
+            return await self._close(row, sl, "stop_loss", w.t(exit_at))
+        at = max(row.pending_at, min(expires, w.end))
+        return await self._close(row, w.vwap_closed_at(at, self.exchange_name), "time_expired", at)
+
+    async def _forward_partial(self, row: SignalRow, w: _Window, lo: int, hi: int) -> None:
+        """Progress callbacks for the evaluated candles [lo, hi) that did not exit."""
+        prices = w.rolling_vwap(lo, hi)
+        for price in prices.tolist():
+            percent_tp, percent_sl = percent_progress(row, price)
+            await self._partial(row, price, percent_tp, percent_sl)
+
+
+def _first_true(mask: np.ndarray) -> int:
+    """Index of the first True in `mask`, or -1."""
+    if mask.size == 0:
+        return -1
+    k = int(mask.argmax())
+    return k if mask[k] else -1
+
+
+class _Window:
+    """The forward view seen by one fast-forward: index helpers and VWAPs (20 §5.1)."""
+
+    __slots__ = ("close", "end", "first", "high", "low", "n", "ts", "volume")
+
+    def __init__(self, candles: Candles, n: int, start: int) -> None:
+        self.ts = candles.timestamp
+        self.high = candles.high
+        self.low = candles.low
+        self.close = candles.close
+        self.volume = candles.volume
+        self.n = n
+        self.first = int(np.searchsorted(self.ts, start, "left"))
+        self.end = int(self.ts[-1]) + MINUTE_MS if len(self.ts) else start
+
+    def t(self, j: int) -> int:
+        return int(self.ts[j])
+
+    def index_before(self, instant: int) -> int:
+        """Number of candles opening before `instant`."""
+        return int(np.searchsorted(self.ts, instant, "left"))
+
+    def vwap_upto(self, j: int) -> float:
+        """VWAP of the N candles ending with candle `j` (known when `j` closes)."""
+        from .exchange import compute_vwap
+
+        a = max(0, j - self.n + 1)
+        return compute_vwap(
+            self.high[a : j + 1], self.low[a : j + 1], self.close[a : j + 1], self.volume[a : j + 1]
+        )
+
+    def vwap_closed_at(self, instant: int, exchange_name: str) -> float:
+        """VWAP of the N candles closed at `instant`."""
+        k = int(np.searchsorted(self.ts, instant - MINUTE_MS, "right")) - 1
+        if k < 0:
+            raise ExchangeError(
+                f"exchange {exchange_name!r}: no closed 1m candle before {iso(instant)} "
+                "to price the fast-forward"
+            )
+        return self.vwap_upto(k)
+
+    def rolling_vwap(self, lo: int, hi: int) -> np.ndarray:
+        """`vwap_upto(j)` for j in [lo, hi), bit-identical to the per-candle formula."""
+        n = self.n
+        out = np.empty(hi - lo, np.float64)
+        full = max(lo, n - 1)  # first index whose window holds n candles
+        for j in range(lo, min(full, hi)):
+            out[j - lo] = self.vwap_upto(j)
+        if full >= hi:
+            return out
+        h, low, c, v = self.high, self.low, self.close, self.volume
+        tv = (h + low + c) / 3 * v
+        a = full - n + 1
+        num = tv[a : hi - n + 1].copy()
+        vol = v[a : hi - n + 1].copy()
+        for s in range(1, n):  # oldest first, as the sequential sum does
+            num += tv[a + s : hi - n + 1 + s]
+            vol += v[a + s : hi - n + 1 + s]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            vw = num / vol
+        zero = vol == 0
+        if zero.any():
+            for idx in np.flatnonzero(zero).tolist():
+                vw[idx] = self.vwap_upto(full + idx)
+        out[full - lo :] = vw
+        return out

@@ -1,0 +1,1 @@
+"""Execution modes: loops that drive the clients."""

@@ -1,0 +1,469 @@
+"""Backtest: the loop over frame timestamps, the fast-forward hand-off, jumps, events (30).
+
+The loop ticks the strategy at decision frames only: idle frames between two `get_signal`
+calls are jumped when nothing observes them (30 §8), and an open position is resolved at
+once by the fast-forward, after which the loop jumps to the first frame past its close.
+Everything observable equals stepping frame by frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..context import ExecutionContext, MethodContext, execution_context, method_context
+from ..core.exchange import ExchangeClient, first_empty_vwap_window, wall_clock_ms
+from ..core.frame import get_frame_timestamps
+from ..core.strategy import ActivationDropped, StrategyClient
+from ..errors import BacktestKitError
+from ..events import (
+    BACKTEST_PROGRESS,
+    DONE_BACKTEST,
+    ERROR,
+    EXIT,
+    PERFORMANCE,
+    SIGNAL,
+    SIGNAL_BACKTEST,
+)
+from ..intervals import MINUTE_MS, iso
+from ..model.events import DoneContract, PerformanceContract, ProgressBacktestContract
+from ..model.results import CancelledResult, ClosedResult
+from ..runtime import Runtime, current
+from ..schema import ExchangeSchema, FrameSchema, StrategySchema, require
+
+BacktestResult = ClosedResult | CancelledResult
+
+
+def exchange_client(runtime: Runtime, schema: ExchangeSchema, *, backtest: bool) -> ExchangeClient:
+    """The memoised client of an exchange in one mode (stores shared by every run)."""
+    key = (schema.exchange_name, backtest)
+    client: ExchangeClient | None = runtime.exchange_clients.get(key)
+    if client is None:
+        client = ExchangeClient(schema, runtime, backtest=backtest)
+        client.read_ahead = backtest and runtime.extensions.get("read_ahead", True)
+        runtime.exchange_clients[key] = client
+    return client
+
+
+@dataclass
+class _RunState:
+    """What the background task needs to know about the run it drained."""
+
+    stopped: bool = False
+
+
+class _PerfChain:
+    """Performance samples of one run, chained by `previous_timestamp` (30 §6.3)."""
+
+    def __init__(self, runtime: Runtime, symbol: str, strategy: str, exchange: str) -> None:
+        self.runtime = runtime
+        self.previous: int | None = None
+        self.symbol, self.strategy, self.exchange = symbol, strategy, exchange
+
+    async def emit(self, metric_type: str, started: float) -> None:
+        bus = self.runtime.bus
+        if not bus.has_listeners(PERFORMANCE):
+            return
+        now = wall_clock_ms()
+        sample = PerformanceContract(
+            timestamp=now,
+            previous_timestamp=self.previous,
+            metric_type=metric_type,
+            duration=(time.perf_counter() - started) * 1000,
+            strategy_name=self.strategy,
+            exchange_name=self.exchange,
+            symbol=self.symbol,
+            backtest=True,
+        )
+        self.previous = now
+        await bus.emit(PERFORMANCE, sample)
+
+
+async def _run_loop(
+    runtime: Runtime,
+    symbol: str,
+    strategy: StrategyClient,
+    exchange: ExchangeClient,
+    frame: FrameSchema,
+    state: _RunState,
+) -> AsyncIterator[BacktestResult]:
+    """The loop of 30 §5 with the jumps of 30 §8."""
+    bus = runtime.bus
+    logger = runtime.logger
+    method = MethodContext(strategy.strategy_name, exchange.name, frame.frame_name)
+    token = method_context.set(method)
+    try:
+        t_run = time.perf_counter()
+        chain = _PerfChain(runtime, symbol, strategy.strategy_name, exchange.name)
+        times = await get_frame_timestamps(runtime, frame)
+        exchange.begin_run()
+        total = len(times)
+        i = 0
+        finished = True
+        fast_path = runtime.extensions.get("skip_idle_frames", True)
+        callbacks = strategy.callbacks
+        n = runtime.config.CC_AVG_PRICE_CANDLES_COUNT
+        while i < total:
+            if fast_path and not strategy.stopped:
+                i = await _skip_idle(runtime, strategy, exchange, symbol, times, i, callbacks)
+                if i >= total:
+                    break
+            when = int(times[i])
+            t_frame = time.perf_counter()
+            if bus.has_listeners(BACKTEST_PROGRESS):
+                await bus.emit(
+                    BACKTEST_PROGRESS,
+                    ProgressBacktestContract(
+                        exchange_name=exchange.name,
+                        strategy_name=strategy.strategy_name,
+                        symbol=symbol,
+                        total_frames=total,
+                        processed_frames=i,
+                        progress=i / total,
+                    ),
+                )
+            if strategy.stopped:  # check A
+                finished = False
+                break
+            ctx_token = execution_context.set(ExecutionContext(symbol, when, True))
+            try:
+                try:
+                    res = await strategy.tick()
+                except Exception as exc:
+                    await _recoverable(runtime, exc, "tick failed, skipping timeframe", when)
+                    i += 1
+                    continue
+                if bus.has_listeners(SIGNAL_BACKTEST) or bus.has_listeners(SIGNAL):
+                    await strategy.emit_result(res)
+                if res.action == "idle":
+                    if strategy.stopped:  # check B
+                        i += 1
+                        finished = False
+                        break
+                    await chain.emit("backtest_timeframe", t_frame)
+                    i += 1
+                    continue
+                t_signal = time.perf_counter()
+                out: BacktestResult | ActivationDropped | None = None
+                if strategy.holds_signal():
+                    row = res.signal
+                    assert row is not None
+                    horizon = row.minute_estimated_time
+                    if res.action == "scheduled":
+                        horizon += runtime.config.CC_SCHEDULE_AWAIT_MINUTES
+                    try:
+                        candles = await exchange.forward_view(
+                            symbol, when - n * MINUTE_MS, when + horizon * MINUTE_MS
+                        )
+                    except Exception as exc:
+                        await _recoverable(runtime, exc, "forward candles failed", when)
+                        await strategy.abandon()
+                        i += 1
+                        continue
+                    try:
+                        out = await strategy.fast_forward(candles)
+                    except Exception as exc:
+                        await _recoverable(runtime, exc, "fast_forward failed", when)
+                        await strategy.abandon()
+                        i += 1
+                        continue
+            finally:
+                execution_context.reset(ctx_token)
+            if out is None:  # a stop dropped the scheduled row (30 §7.1)
+                await chain.emit("backtest_timeframe", t_frame)
+                i += 1
+                continue
+            if isinstance(out, ActivationDropped):  # [deviation] 30 §5.3
+                await chain.emit("backtest_timeframe", t_frame)
+                i = max(i + 1, int(np.searchsorted(times, out.timestamp + MINUTE_MS, "left")))
+                continue
+            ctx_token = execution_context.set(ExecutionContext(symbol, when, True))
+            try:
+                await strategy.emit_result(out)
+            finally:
+                execution_context.reset(ctx_token)
+            await chain.emit("backtest_signal", t_signal)
+            # [deviation] 02 §1: resume when the exit candle has closed
+            i = max(i + 1, int(np.searchsorted(times, out.close_timestamp + MINUTE_MS, "left")))
+            method_context.reset(token)
+            try:
+                yield out
+            finally:
+                token = method_context.set(method)
+            if strategy.stopped:  # check C
+                finished = False
+                break
+            await chain.emit("backtest_timeframe", t_frame)
+        processed = total if finished else min(i, total)
+        if bus.has_listeners(BACKTEST_PROGRESS):
+            await bus.emit(
+                BACKTEST_PROGRESS,
+                ProgressBacktestContract(
+                    exchange_name=exchange.name,
+                    strategy_name=strategy.strategy_name,
+                    symbol=symbol,
+                    total_frames=total,
+                    processed_frames=processed,
+                    progress=processed / total if total else 0.0,
+                ),
+            )
+        await chain.emit("backtest_total", t_run)
+        state.stopped = not finished
+        logger.info(
+            "Backtest.run finished",
+            {"symbol": symbol, "strategy_name": strategy.strategy_name, "stopped": not finished},
+        )
+    finally:
+        method_context.reset(token)
+
+
+async def _skip_idle(
+    runtime: Runtime,
+    strategy: StrategyClient,
+    exchange: ExchangeClient,
+    symbol: str,
+    times: np.ndarray,
+    i: int,
+    callbacks: Any,
+) -> int:
+    """The first frame from `i` that must be evaluated (30 §8)."""
+    nxt = strategy.next_ask_at
+    if nxt is None or int(times[i]) >= nxt:
+        return i
+    bus = runtime.bus
+    if (
+        callbacks.on_idle is not None
+        or callbacks.on_tick is not None
+        or bus.has_user_listeners(SIGNAL)
+        or bus.has_user_listeners(SIGNAL_BACKTEST)
+    ):
+        return i
+    j = int(np.searchsorted(times, nxt, "left"))
+    if j == i:
+        return i
+    return i + await first_empty_vwap_window(exchange, symbol, times[i:j])
+
+
+async def _recoverable(runtime: Runtime, exc: Exception, what: str, when: int) -> None:
+    ctx = method_context.get()
+    runtime.logger.alert(
+        f"Backtest.{what}",
+        {
+            "when": iso(when),
+            "strategy_name": ctx.strategy_name if ctx else None,
+            "exchange_name": ctx.exchange_name if ctx else None,
+            "error": f"{type(exc).__name__}: {exc}",
+        },
+    )
+    await runtime.bus.emit(ERROR, exc)
+
+
+@dataclass
+class _Instance:
+    """The facade state of one (symbol, strategy) pair (30 §3)."""
+
+    symbol: str
+    strategy_name: str
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    status: str = "ready"
+    task: asyncio.Task[None] | None = None
+
+    def running(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+
+class BacktestCancel:
+    """Returned by `Backtest.background`: call it to request a stop; `.task` is the task."""
+
+    def __init__(self, strategy: StrategyClient, task: asyncio.Task[None]) -> None:
+        self._strategy = strategy
+        self.task = task
+
+    def __call__(self) -> None:
+        if not self.task.done():
+            self._strategy.stop()
+
+
+class BacktestUtils:
+    """`bk.Backtest`: run a strategy over a frame of history (30 §3)."""
+
+    def _instance(self, symbol: str, strategy_name: str) -> _Instance:
+        runtime = current()
+        key = (symbol, strategy_name)
+        inst: _Instance | None = runtime.backtest_instances.get(key)
+        if inst is None:
+            inst = runtime.backtest_instances[key] = _Instance(symbol, strategy_name)
+        return inst
+
+    def _prepare(
+        self,
+        symbol: str,
+        strategy_name: str,
+        exchange_name: str,
+        frame_name: str,
+        method: str,
+        state: _RunState,
+    ) -> tuple[AsyncIterator[BacktestResult], StrategyClient]:
+        runtime = current()
+        if not isinstance(symbol, str) or not symbol:
+            raise BacktestKitError(f"{method}: symbol must be a non-empty string, got {symbol!r}")
+        schema: StrategySchema = require("strategy", strategy_name, method)
+        exchange_schema: ExchangeSchema = require("exchange", exchange_name, method)
+        frame: FrameSchema = require("frame", frame_name, method)
+        for risk in schema.risk_names():
+            require("risk", risk, method)
+        runtime.logger.info(
+            method,
+            {
+                "symbol": symbol,
+                "strategy_name": strategy_name,
+                "exchange_name": exchange_name,
+                "frame_name": frame_name,
+            },
+        )
+        for hook in runtime.extensions.get("backtest_reset_hooks", ()):
+            hook(symbol, strategy_name)
+        exchange = exchange_client(runtime, exchange_schema, backtest=True)
+        strategy = StrategyClient(schema, exchange, runtime, symbol=symbol, backtest=True)
+        runtime.strategy_clients[(symbol, strategy_name, True)] = strategy
+        return _run_loop(runtime, symbol, strategy, exchange, frame, state), strategy
+
+    def run(
+        self, symbol: str, *, strategy_name: str, exchange_name: str, frame_name: str
+    ) -> AsyncIterator[BacktestResult]:
+        """Backtest `strategy_name` on `symbol`; yields each closed or cancelled signal::
+
+        async for result in bk.Backtest.run("BTCUSDT", strategy_name="sma",
+                                            exchange_name="sample", frame_name="jan"):
+            print(result.close_reason, result.pnl.pnl_percentage)
+        """
+        inst = self._instance(symbol, strategy_name)
+        if inst.running():
+            raise BacktestKitError(
+                f"Backtest.background is already running for symbol={symbol} "
+                f"strategy_name={strategy_name}"
+            )
+        generator, _ = self._prepare(
+            symbol, strategy_name, exchange_name, frame_name, "Backtest.run", _RunState()
+        )
+        return generator
+
+    def run_sync(
+        self, symbol: str, *, strategy_name: str, exchange_name: str, frame_name: str
+    ) -> list[BacktestResult]:
+        """Run to completion and return every result (for scripts and notebooks)."""
+        generator = self.run(
+            symbol, strategy_name=strategy_name, exchange_name=exchange_name, frame_name=frame_name
+        )
+        results: list[BacktestResult] = run_coroutine_sync(_collect(generator))
+        return results
+
+    def background(
+        self, symbol: str, *, strategy_name: str, exchange_name: str, frame_name: str
+    ) -> BacktestCancel:
+        """Start the backtest as an asyncio task; returns `cancel()` (a stop request)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            raise BacktestKitError(
+                "Backtest.background needs a running event loop; use Backtest.run_sync "
+                "in plain scripts"
+            ) from None
+        inst = self._instance(symbol, strategy_name)
+        if inst.running():
+            raise BacktestKitError(
+                f"Backtest.background is already running for symbol={symbol} "
+                f"strategy_name={strategy_name}"
+            )
+        state = _RunState()
+        generator, strategy = self._prepare(
+            symbol, strategy_name, exchange_name, frame_name, "Backtest.background", state
+        )
+        runtime = current()
+
+        async def drain() -> None:
+            try:
+                async for _ in generator:
+                    pass
+            except Exception as exc:
+                inst.status = "rejected"
+                runtime.logger.alert(
+                    "Backtest.background failed", {"error": f"{type(exc).__name__}: {exc}"}
+                )
+                await runtime.bus.emit(EXIT, exc)
+                return
+            inst.status = "fulfilled"
+            await runtime.bus.emit(
+                DONE_BACKTEST,
+                DoneContract(
+                    exchange_name=exchange_name,
+                    strategy_name=strategy_name,
+                    backtest=True,
+                    symbol=symbol,
+                    walker_name=None,
+                    stopped=state.stopped,
+                ),
+            )
+
+        inst.status = "pending"
+        inst.task = asyncio.get_running_loop().create_task(drain())
+        return BacktestCancel(strategy, inst.task)
+
+    async def stop(self, symbol: str, strategy_name: str) -> None:
+        """Request a stop: no new signals; a position under resolution still completes."""
+        schema: StrategySchema = require("strategy", strategy_name, "Backtest.stop")
+        for risk in schema.risk_names():
+            require("risk", risk, "Backtest.stop")
+        runtime = current()
+        runtime.logger.info("Backtest.stop", {"symbol": symbol, "strategy_name": strategy_name})
+        client = runtime.strategy_clients.get((symbol, strategy_name, True))
+        if client is not None:
+            client.stop()
+
+    async def list(self) -> list[dict[str, str]]:
+        """Every backtest facade instance: id, symbol, strategy_name, status."""
+        return [
+            {
+                "id": inst.id,
+                "symbol": inst.symbol,
+                "strategy_name": inst.strategy_name,
+                "status": inst.status,
+            }
+            for inst in current().backtest_instances.values()
+        ]
+
+
+async def _collect(generator: AsyncIterator[BacktestResult]) -> list[BacktestResult]:
+    return [result async for result in generator]
+
+
+def run_coroutine_sync(coro: Any) -> Any:
+    """Run `coro` to completion from sync code, also when a loop already runs (Jupyter)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="backtest-kit-run-sync")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+Backtest = BacktestUtils()

@@ -1,0 +1,42 @@
+"""The exception hierarchy: every error the framework raises derives from `BacktestKitError`.
+
+Messages name the offending field, the value and the rule, so a user can fix the input
+without reading the source.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BacktestKitError(Exception):
+    """Root of every error raised by backtest-kit."""
+
+
+class ValidationError(BacktestKitError):
+    """A schema, argument or signal broke a rule.
+
+    For a rejected signal, `errors` lists every failing rule (in rule order) and `signal` is
+    the row or raw value that was rejected.
+    """
+
+    def __init__(self, message: str, *, errors: tuple[str, ...] = (), signal: Any = None) -> None:
+        super().__init__(message)
+        self.errors = errors
+        self.signal = signal
+
+
+class ConfigError(BacktestKitError):
+    """`set_config` was given an unknown key or a value that breaks a rule."""
+
+
+class RegistryError(BacktestKitError):
+    """A schema name is unknown, or already registered."""
+
+
+class ExchangeError(BacktestKitError):
+    """The exchange's data source failed or returned candles that break a rule."""
+
+
+class PersistError(BacktestKitError):
+    """Persisted state could not be read or written."""

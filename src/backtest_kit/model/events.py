@@ -1,0 +1,92 @@
+"""Event payloads emitted on the listener channels: `DoneContract`, `ProgressBacktestContract`
+and `PerformanceContract` (85 §3.2, §3.3, §3.6).
+
+Records only: no I/O, no emitting, no engine logic; the engines build these and the runtime
+delivers them. Timestamps are int ms UTC, durations float ms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class DoneContract:
+    """A run finished or was stopped (85 §3.2).
+
+    For walker runs ``strategy_name`` is the walker name and ``walker_name`` is set;
+    ``stopped`` is ``True`` when a stop or cancel ended the run.
+    """
+
+    exchange_name: str
+    strategy_name: str
+    backtest: bool
+    symbol: str
+    walker_name: str | None = None
+    stopped: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "exchange_name": self.exchange_name,
+            "strategy_name": self.strategy_name,
+            "backtest": self.backtest,
+            "symbol": self.symbol,
+            "walker_name": self.walker_name,
+            "stopped": self.stopped,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressBacktestContract:
+    """Backtest progress (85 §3.3): ``progress = processed_frames / total_frames`` as a 0–1
+    fraction (0.0 when there are no frames)."""
+
+    exchange_name: str
+    strategy_name: str
+    symbol: str
+    total_frames: int
+    processed_frames: int
+    progress: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "exchange_name": self.exchange_name,
+            "strategy_name": self.strategy_name,
+            "symbol": self.symbol,
+            "total_frames": self.total_frames,
+            "processed_frames": self.processed_frames,
+            "progress": self.progress,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PerformanceContract:
+    """One timing sample (85 §3.6). ``timestamp`` / ``previous_timestamp`` are int ms
+    (``previous_timestamp`` is ``None`` for a run's first sample); ``duration`` is float ms
+    from a monotonic clock; ``metric_type`` is ``backtest_total``, ``backtest_timeframe``,
+    ``backtest_signal`` or ``live_tick``."""
+
+    timestamp: int
+    previous_timestamp: int | None
+    metric_type: str
+    duration: float
+    strategy_name: str
+    exchange_name: str
+    symbol: str
+    backtest: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "timestamp": self.timestamp,
+            "previous_timestamp": self.previous_timestamp,
+            "metric_type": self.metric_type,
+            "duration": self.duration,
+            "strategy_name": self.strategy_name,
+            "exchange_name": self.exchange_name,
+            "symbol": self.symbol,
+            "backtest": self.backtest,
+        }
+
+
+__all__ = ["DoneContract", "PerformanceContract", "ProgressBacktestContract"]

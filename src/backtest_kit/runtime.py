@@ -1,0 +1,55 @@
+"""The runtime: one object holding everything a process accumulates.
+
+Registries (dicts of frozen schemas), configuration, the logger, the event bus, memoised
+clients, candle stores and frame timestamps all live on a `Runtime`. The module-level API
+talks to the current runtime; `bk.reset()` replaces it, which gives tests isolation for free.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .config import DEFAULT_CONFIG, Config
+from .logger import LoggerService
+
+if TYPE_CHECKING:
+    from .events import EventBus
+
+
+class Runtime:
+    """Registries, configuration, logger, event bus and caches of one process."""
+
+    def __init__(self) -> None:
+        from .events import EventBus
+
+        self.config: Config = DEFAULT_CONFIG
+        self.logger = LoggerService()
+        self.bus: EventBus = EventBus(self)
+        # registries: name -> frozen schema, in registration order
+        self.exchanges: dict[str, Any] = {}
+        self.strategies: dict[str, Any] = {}
+        self.frames: dict[str, Any] = {}
+        self.risks: dict[str, Any] = {}
+        self.sizings: dict[str, Any] = {}
+        self.walkers: dict[str, Any] = {}
+        self.optimizers: dict[str, Any] = {}
+        # memoised state
+        self.frame_times: dict[str, Any] = {}
+        self.exchange_clients: dict[tuple[str, bool], Any] = {}
+        self.strategy_clients: dict[tuple[str, str, bool], Any] = {}
+        self.backtest_instances: dict[tuple[str, str], Any] = {}
+        self.extensions: dict[str, Any] = {}
+
+
+_current = Runtime()
+
+
+def current() -> Runtime:
+    """The runtime the module-level API works on."""
+    return _current
+
+
+def reset() -> None:
+    """Forget every registration, listener, setting and accumulated result."""
+    global _current
+    _current = Runtime()
