@@ -52,6 +52,7 @@ class EventBus:
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
         self._subs: dict[str, list[_Subscription]] = {}
+        self.subscriptions = self._subs  # read-only view for hot loops: topic -> subscribers
         self._user_counts: dict[str, int] = {}
 
     def subscribe(self, topic: str, fn: Listener, *, internal: bool = False) -> Unsubscribe:

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 # Read-ahead page: large enough that a year of 1m candles takes a dozen calls to the source.
 PAGE_SIZE = 50_000
+_BLOCK_BITS = 14
+_BLOCK = 1 << _BLOCK_BITS
 
 
 def wall_clock_ms() -> int:
@@ -50,6 +52,49 @@ def compute_vwap(high: Any, low: Any, close: Any, volume: Any) -> float:
     return total / len(closes)
 
 
+def rolling_vwap(
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    volume: np.ndarray,
+    n: int,
+    lo: int,
+    hi: int,
+) -> np.ndarray:
+    """For each j in [lo, hi): the VWAP of candles [max(0, j - n + 1), j], index-based.
+
+    Bit-identical to `compute_vwap` on each window: window sums are built by adding the n
+    shifted arrays oldest first (never cumulative-sum differences), as 20 §7 requires.
+    """
+    out = np.empty(max(hi - lo, 0), np.float64)
+    full = max(lo, n - 1)  # the first index whose window holds n candles
+    for j in range(lo, min(full, hi)):
+        a = max(0, j - n + 1)
+        out[j - lo] = compute_vwap(
+            high[a : j + 1], low[a : j + 1], close[a : j + 1], volume[a : j + 1]
+        )
+    if full >= hi:
+        return out
+    a = full - n + 1
+    count = hi - full
+    tv = (high[a:hi] + low[a:hi] + close[a:hi]) / 3 * volume[a:hi]
+    num = tv[0:count].copy()
+    vol = volume[a : a + count].copy()
+    for s in range(1, n):
+        num += tv[s : s + count]
+        vol += volume[a + s : a + s + count]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vwap = num / vol
+    zero = vol == 0
+    if zero.any():
+        closes = close[a : a + count].copy()
+        for s in range(1, n):
+            closes += close[a + s : a + s + count]
+        vwap[zero] = closes[zero] / n
+    out[full - lo :] = vwap
+    return out
+
+
 def format_fixed(value: float, digits: int) -> str:
     """JavaScript `toFixed`: half away from zero on the decimal text (80 §1.3)."""
     from decimal import ROUND_HALF_UP, Decimal
@@ -68,7 +113,29 @@ class SeriesStore:
         default_factory=lambda: tuple(np.empty(0, np.float64) for _ in range(5))
     )
     ranges: list[tuple[int, int]] = field(default_factory=list)  # sorted, disjoint, inclusive
+    # gap-free stretches of candles: (first open time, last open time, index of the first)
+    runs: list[tuple[int, int, int]] = field(default_factory=list)
     exact: bool = False  # a page failed: serve exact requests for the rest of the run
+    # rolling VWAPs by (window, block of _BLOCK indices), filled on demand
+    vwap_blocks: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+
+    def vwap_at(self, k: int, n: int) -> float:
+        """VWAP of the n candles ending with index k (k >= n - 1), from the block cache."""
+        block = k >> _BLOCK_BITS
+        values = self.vwap_blocks.get((n, block))
+        if values is None:
+            start = block << _BLOCK_BITS
+            _, h, low, c, v = self.cols
+            values = rolling_vwap(h, low, c, v, n, start, min(start + _BLOCK, len(self.ts)))
+            self.vwap_blocks[(n, block)] = values
+        return float(values[k & (_BLOCK - 1)])
+
+    def dense_index(self, lo: int, hi: int) -> int:
+        """Index of the candle at `lo` when a candle exists at every slot of [lo, hi], else -1."""
+        for first, last, index in self.runs:
+            if first <= lo and hi <= last:
+                return index + (lo - first) // self.interval_ms
+        return -1
 
     def covering(self, t: int) -> tuple[int, int] | None:
         """The complete range containing slot `t`, if any."""
@@ -93,6 +160,9 @@ class SeriesStore:
         for array in (new_ts, *new_cols):
             array.flags.writeable = False
         self.ts, self.cols = new_ts, new_cols
+        # indices from `a` on changed: drop the cached blocks whose windows reach them
+        stale = max(a - 1, 0) >> _BLOCK_BITS
+        self.vwap_blocks = {key: val for key, val in self.vwap_blocks.items() if key[1] < stale}
         merged: list[tuple[int, int]] = []
         step = self.interval_ms
         for r_lo, r_hi in sorted([*self.ranges, (lo, hi)]):
@@ -101,6 +171,14 @@ class SeriesStore:
             else:
                 merged.append((r_lo, r_hi))
         self.ranges = merged
+        breaks = np.flatnonzero(np.diff(new_ts) != step) + 1
+        firsts = [0, *breaks.tolist()]
+        lasts = [*(breaks - 1).tolist(), len(new_ts) - 1]
+        self.runs = (
+            [(int(new_ts[f]), int(new_ts[e]), f) for f, e in zip(firsts, lasts, strict=True)]
+            if len(new_ts)
+            else []
+        )
 
     def view(self, a: int, b: int) -> Candles:
         o, h, lo, c, v = self.cols
@@ -285,8 +363,14 @@ class ExchangeClient:
     async def vwap(self, symbol: str, when: int) -> float:
         """VWAP of the last N 1m candles closed at `when` (50 §7)."""
         n = self.runtime.config.CC_AVG_PRICE_CANDLES_COUNT
-        end = align(when, MINUTE_MS)
+        end = when - when % MINUTE_MS
         lo, hi = end - n * MINUTE_MS, end - MINUTE_MS
+        if self.read_ahead:
+            store = self.stores.get((symbol, "1m"))
+            if store is not None and not store.exact:
+                a = store.dense_index(lo, hi)
+                if a >= 0:  # every slot holds a candle: index arithmetic, no search
+                    return store.vwap_at(a + n - 1, n)
         candles = await self.window(symbol, "1m", lo, hi)
         if len(candles) == 0:
             raise ExchangeError(
@@ -385,8 +469,12 @@ async def first_empty_vwap_window(client: ExchangeClient, symbol: str, whens: np
     if store.exact:
         return 0
     n = client.runtime.config.CC_AVG_PRICE_CANDLES_COUNT
+    first, last = int(whens[0]), int(whens[-1])
+    lo = first - first % MINUTE_MS - n * MINUTE_MS
+    hi = last - last % MINUTE_MS - MINUTE_MS
+    if store.dense_index(lo, hi) >= 0:
+        return len(whens)  # a candle in every slot: every window is full
     ends = whens - whens % MINUTE_MS
-    lo, hi = int(ends[0]) - n * MINUTE_MS, int(ends[-1]) - MINUTE_MS
     covered = store.covering(lo)
     if (covered is None or covered[1] < hi) and not await client._complete(
         store, symbol, "1m", lo, hi

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
+import inspect
 from dataclasses import dataclass
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from ..model.results import (
     ScheduledResult,
     TickResult,
 )
+from .exchange import compute_vwap, rolling_vwap
 from .pnl import percent_progress, to_pnl
 from .validation import SignalLimits, build_signal_row
 
@@ -177,17 +179,15 @@ class StrategyClient:
     async def _call_get_signal(self, when: int) -> Any:
         """Call `get_signal` under `CC_MAX_SIGNAL_GENERATION_SECONDS` (20 §3.4)."""
         limit = self.runtime.config.CC_MAX_SIGNAL_GENERATION_SECONDS
-        started = time.perf_counter()
+        started = perf_counter()
         result = self.schema.get_signal(self.symbol, ms_to_datetime(when))
-        if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+        if result is not None and inspect.isawaitable(result):
             try:
                 async with asyncio.timeout(limit):
                     return await result
             except TimeoutError:
                 raise self._timeout_error() from None
-        if hasattr(result, "__await__"):
-            result = await result
-        if time.perf_counter() - started > limit:
+        if perf_counter() - started > limit:
             # [deviation] a sync call cannot be interrupted: its late result is discarded
             raise self._timeout_error()
         return result
@@ -520,8 +520,6 @@ class _Window:
 
     def vwap_upto(self, j: int) -> float:
         """VWAP of the N candles ending with candle `j` (known when `j` closes)."""
-        from .exchange import compute_vwap
-
         a = max(0, j - self.n + 1)
         return compute_vwap(
             self.high[a : j + 1], self.low[a : j + 1], self.close[a : j + 1], self.volume[a : j + 1]
@@ -539,26 +537,4 @@ class _Window:
 
     def rolling_vwap(self, lo: int, hi: int) -> np.ndarray:
         """`vwap_upto(j)` for j in [lo, hi), bit-identical to the per-candle formula."""
-        n = self.n
-        out = np.empty(hi - lo, np.float64)
-        full = max(lo, n - 1)  # first index whose window holds n candles
-        for j in range(lo, min(full, hi)):
-            out[j - lo] = self.vwap_upto(j)
-        if full >= hi:
-            return out
-        h, low, c, v = self.high, self.low, self.close, self.volume
-        tv = (h + low + c) / 3 * v
-        a = full - n + 1
-        num = tv[a : hi - n + 1].copy()
-        vol = v[a : hi - n + 1].copy()
-        for s in range(1, n):  # oldest first, as the sequential sum does
-            num += tv[a + s : hi - n + 1 + s]
-            vol += v[a + s : hi - n + 1 + s]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            vw = num / vol
-        zero = vol == 0
-        if zero.any():
-            for idx in np.flatnonzero(zero).tolist():
-                vw[idx] = self.vwap_upto(full + idx)
-        out[full - lo :] = vw
-        return out
+        return rolling_vwap(self.high, self.low, self.close, self.volume, self.n, lo, hi)

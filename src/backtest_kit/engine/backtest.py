@@ -32,7 +32,7 @@ from ..events import (
     SIGNAL,
     SIGNAL_BACKTEST,
 )
-from ..intervals import MINUTE_MS, iso
+from ..intervals import INTERVAL_MS, MINUTE_MS, iso
 from ..model.events import DoneContract, PerformanceContract, ProgressBacktestContract
 from ..model.results import CancelledResult, ClosedResult
 from ..runtime import Runtime, current
@@ -105,6 +105,15 @@ async def _run_loop(
         times = await get_frame_timestamps(runtime, frame)
         exchange.begin_run()
         total = len(times)
+        first_time = int(times[0]) if total else 0
+        step = INTERVAL_MS[frame.interval]
+
+        def first_frame_at_or_after(instant: int, lo: int) -> int:
+            # frames are first_time + k * step: bisect by arithmetic
+            k = -((first_time - instant) // step)
+            return min(total, max(lo, k))
+
+        subs = bus.subscriptions  # topic -> subscribers, read without a call per frame
         i = 0
         finished = True
         fast_path = runtime.extensions.get("skip_idle_frames", True)
@@ -112,12 +121,16 @@ async def _run_loop(
         n = runtime.config.CC_AVG_PRICE_CANDLES_COUNT
         while i < total:
             if fast_path and not strategy.stopped:
-                i = await _skip_idle(runtime, strategy, exchange, symbol, times, i, callbacks)
+                nxt = strategy.next_ask_at
+                if nxt is not None and first_time + i * step < nxt:
+                    j = first_frame_at_or_after(nxt, i)
+                    if j > i and not _idle_observed(runtime, callbacks):
+                        i += await _skippable(runtime, exchange, symbol, times, i, j)
                 if i >= total:
                     break
-            when = int(times[i])
+            when = first_time + i * step
             t_frame = time.perf_counter()
-            if bus.has_listeners(BACKTEST_PROGRESS):
+            if subs.get(BACKTEST_PROGRESS):
                 await bus.emit(
                     BACKTEST_PROGRESS,
                     ProgressBacktestContract(
@@ -140,14 +153,15 @@ async def _run_loop(
                     await _recoverable(runtime, exc, "tick failed, skipping timeframe", when)
                     i += 1
                     continue
-                if bus.has_listeners(SIGNAL_BACKTEST) or bus.has_listeners(SIGNAL):
+                if subs.get(SIGNAL_BACKTEST) or subs.get(SIGNAL):
                     await strategy.emit_result(res)
                 if res.action == "idle":
                     if strategy.stopped:  # check B
                         i += 1
                         finished = False
                         break
-                    await chain.emit("backtest_timeframe", t_frame)
+                    if subs.get(PERFORMANCE):
+                        await chain.emit("backtest_timeframe", t_frame)
                     i += 1
                     continue
                 t_signal = time.perf_counter()
@@ -182,7 +196,7 @@ async def _run_loop(
                 continue
             if isinstance(out, ActivationDropped):  # [deviation] 30 §5.3
                 await chain.emit("backtest_timeframe", t_frame)
-                i = max(i + 1, int(np.searchsorted(times, out.timestamp + MINUTE_MS, "left")))
+                i = first_frame_at_or_after(out.timestamp + MINUTE_MS, i + 1)
                 continue
             ctx_token = execution_context.set(ExecutionContext(symbol, when, True))
             try:
@@ -191,7 +205,7 @@ async def _run_loop(
                 execution_context.reset(ctx_token)
             await chain.emit("backtest_signal", t_signal)
             # [deviation] 02 §1: resume when the exit candle has closed
-            i = max(i + 1, int(np.searchsorted(times, out.close_timestamp + MINUTE_MS, "left")))
+            i = first_frame_at_or_after(out.close_timestamp + MINUTE_MS, i + 1)
             method_context.reset(token)
             try:
                 yield out
@@ -224,31 +238,31 @@ async def _run_loop(
         method_context.reset(token)
 
 
-async def _skip_idle(
-    runtime: Runtime,
-    strategy: StrategyClient,
-    exchange: ExchangeClient,
-    symbol: str,
-    times: np.ndarray,
-    i: int,
-    callbacks: Any,
-) -> int:
-    """The first frame from `i` that must be evaluated (30 §8)."""
-    nxt = strategy.next_ask_at
-    if nxt is None or int(times[i]) >= nxt:
-        return i
+def _idle_observed(runtime: Runtime, callbacks: Any) -> bool:
+    """Would anything see an idle tick? (30 §8 (a): idle callbacks or user signal listeners)"""
     bus = runtime.bus
-    if (
+    return (
         callbacks.on_idle is not None
         or callbacks.on_tick is not None
         or bus.has_user_listeners(SIGNAL)
         or bus.has_user_listeners(SIGNAL_BACKTEST)
-    ):
-        return i
-    j = int(np.searchsorted(times, nxt, "left"))
-    if j == i:
-        return i
-    return i + await first_empty_vwap_window(exchange, symbol, times[i:j])
+    )
+
+
+async def _skippable(
+    runtime: Runtime, exchange: ExchangeClient, symbol: str, times: np.ndarray, i: int, j: int
+) -> int:
+    """How many idle frames from `i` (before `j`) can be jumped: those whose VWAP window
+    holds a candle, so that evaluating them could not have raised (30 §8 (c))."""
+    store = exchange.stores.get((symbol, "1m"))
+    if store is not None and not store.exact:
+        n = runtime.config.CC_AVG_PRICE_CANDLES_COUNT
+        first, last = int(times[i]), int(times[j - 1])
+        lo = first - first % MINUTE_MS - n * MINUTE_MS
+        hi = last - last % MINUTE_MS - MINUTE_MS
+        if store.dense_index(lo, hi) >= 0:
+            return j - i
+    return await first_empty_vwap_window(exchange, symbol, times[i:j])
 
 
 async def _recoverable(runtime: Runtime, exc: Exception, what: str, when: int) -> None:
