@@ -64,25 +64,25 @@ def _demo(args: argparse.Namespace) -> int:
     import backtest_kit as bk
 
     from .data.sample import SAMPLE_END, SAMPLE_START, SAMPLE_SYMBOLS
-    from .demo import trend_pullback
+    from .demo import trend_follow
 
     if args.symbol not in SAMPLE_SYMBOLS:
         raise BacktestKitError(
             f"--symbol {args.symbol!r} is not in the sample market ({', '.join(SAMPLE_SYMBOLS)})"
         )
-    if not 1 <= args.days <= (SAMPLE_END - SAMPLE_START) // 86_400_000:
-        raise BacktestKitError("--days must be between 1 and 730 (the sample market's length)")
-    start = datetime(2024, 1, 1, tzinfo=UTC)
+    if not 1 <= args.days <= (SAMPLE_END - SAMPLE_START) // 86_400_000 - 7:
+        raise BacktestKitError("--days must be between 1 and 723 (the sample market's length)")
+    start = datetime(2024, 1, 8, tzinfo=UTC)  # a week of history for the 120-hour mean
     end = start + timedelta(days=args.days) - timedelta(minutes=1)
     bk.data.add_sample_exchange("sample")
-    bk.add_strategy("trend-pullback", "15m", trend_pullback, note="example strategy")
+    bk.add_strategy("trend-follow", "15m", trend_follow, note="example strategy")
     bk.add_frame("demo", "1m", start, end)
     print(
-        f"Backtesting 'trend-pullback' on the sample {args.symbol} market, "
+        f"Backtesting 'trend-follow' on the sample {args.symbol} market, "
         f"{start:%Y-%m-%d} .. {end:%Y-%m-%d %H:%M} UTC ({args.days} days of 1m candles)"
     )
     results = _run_with_progress(
-        args.symbol, "trend-pullback", "sample", "demo", show=not args.no_progress
+        args.symbol, "trend-follow", "sample", "demo", show=not args.no_progress
     )
     _print_summary(results)
     return 0
@@ -123,11 +123,12 @@ def _run_with_progress(
         if show:
             from tqdm import tqdm
 
-            bar = tqdm(total=1.0, unit="", bar_format="{l_bar}{bar}| {elapsed}<{remaining}")
+            bar = tqdm(total=0, unit=" frames", unit_scale=True, leave=True)
 
             def on_progress(event: bk.ProgressBacktestContract) -> None:
-                bar.n = round(event.progress, 4)
-                bar.refresh()
+                # frames the engine jumps over (idle time, open positions) arrive in one step
+                bar.total = event.total_frames
+                bar.update(event.processed_frames - bar.n)
 
             bk.listen_backtest_progress(on_progress)
         try:

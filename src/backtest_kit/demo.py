@@ -1,6 +1,6 @@
 """The demo: an example strategy backtested on the built-in sample market.
 
-`backtest-kit demo` and `make demo` run it; `examples/trend_pullback.py` is the same strategy
+`backtest-kit demo` and `make demo` run it; `examples/trend_follow.py` is the same strategy
 as a file to copy. The summary figures follow 80 §2 (per-trade Sharpe, population std).
 """
 
@@ -17,30 +17,34 @@ from .model.results import CancelledResult, ClosedResult
 from .model.signal import Signal
 
 
-async def trend_pullback(symbol: str, when: datetime) -> Signal | None:
-    """Buy pull-backs in an uptrend, sell rallies in a downtrend (5m SMA 20 vs 50)."""
+async def trend_follow(symbol: str, when: datetime) -> Signal | None:
+    """Follow the trend of hourly closes: the 24-hour mean against the 120-hour mean.
+
+    Enters at the market when the fast mean is 1 % above (long) or below (short) the slow
+    one; take profit 5 %, stop loss 2.5 %, at most one day in the trade.
+    """
     from . import get_candles
 
-    closes_5m = (await get_candles(symbol, "5m", 50)).close
-    if len(closes_5m) < 50:
-        return None
-    fast, slow = closes_5m[-20:].mean(), closes_5m.mean()
+    hourly = (await get_candles(symbol, "1h", 120)).close
+    if len(hourly) < 120:
+        return None  # not enough history yet
+    fast, slow = hourly[-24:].mean(), hourly.mean()
     last = float((await get_candles(symbol, "1m", 1)).close[-1])
-    if fast > slow * 1.002 and last < fast:
+    if fast > slow * 1.01:
         return Signal(
             position="long",
-            price_take_profit=last * 1.015,
-            price_stop_loss=last * 0.99,
-            minute_estimated_time=240,
-            note="uptrend pull-back",
+            price_take_profit=last * 1.05,
+            price_stop_loss=last * 0.975,
+            minute_estimated_time=1440,
+            note="hourly uptrend",
         )
-    if fast < slow * 0.998 and last > fast:
+    if fast < slow * 0.99:
         return Signal(
             position="short",
-            price_take_profit=last * 0.985,
-            price_stop_loss=last * 1.01,
-            minute_estimated_time=240,
-            note="downtrend rally",
+            price_take_profit=last * 0.95,
+            price_stop_loss=last * 1.025,
+            minute_estimated_time=1440,
+            note="hourly downtrend",
         )
     return None
 
