@@ -170,7 +170,12 @@ class StrategyClient:
             )
             await self.runtime.bus.emit(VALIDATION, exc)
             return await self._idle(price)
-        if not await self._risk_allows(row, price, when):
+        try:
+            allowed = await self._risk_allows(row, price, when)
+        except Exception as exc:  # a raising risk callback: no signal, nothing stored
+            await self._report_error("StrategyClient.risk check failed", exc)
+            allowed = False
+        if not allowed:
             return await self._idle(price)
         if row.is_scheduled:
             return await self._schedule(row, price)
