@@ -7,6 +7,7 @@ reported on the error topic and the log; it never stops the run or the other lis
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
@@ -38,12 +39,40 @@ EXIT: Final = "exit"
 
 
 class _Subscription:
-    __slots__ = ("active", "fn", "internal")
+    __slots__ = ("active", "fn", "internal", "is_async", "lock", "lock_loop", "owner")
 
     def __init__(self, fn: Listener, internal: bool) -> None:
         self.fn = fn
         self.internal = internal
         self.active = True
+        # an async listener may be re-entered by a concurrent emitter while it awaits: a
+        # per-listener lock keeps its events one at a time, in order (85 §1)
+        self.is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+            getattr(fn, "__call__", None)  # noqa: B004 - an object with an async __call__
+        )
+        self.lock: asyncio.Lock | None = None
+        self.lock_loop: asyncio.AbstractEventLoop | None = None
+        self.owner: asyncio.Task[Any] | None = None
+
+    async def deliver(self, payload: Any) -> None:
+        if not self.is_async:
+            result = self.fn(payload)
+            if inspect.isawaitable(result):
+                await result
+            return
+        task = asyncio.current_task()
+        if self.owner is not None and self.owner is task:  # re-entered by its own emission
+            await self.fn(payload)
+            return
+        loop = asyncio.get_running_loop()
+        if self.lock is None or self.lock_loop is not loop:
+            self.lock, self.lock_loop = asyncio.Lock(), loop
+        async with self.lock:
+            self.owner = task
+            try:
+                await self.fn(payload)
+            finally:
+                self.owner = None
 
 
 class EventBus:
@@ -93,9 +122,7 @@ class EventBus:
             if not sub.active:
                 continue
             try:
-                result = sub.fn(payload)
-                if inspect.isawaitable(result):
-                    await result
+                await sub.deliver(payload)
             except Exception as exc:  # [deviation] 85 §1.2: listeners are isolated
                 await self._listener_failed(topic, exc)
 

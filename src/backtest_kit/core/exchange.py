@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import ExchangeError, ValidationError
 from ..events import call_user
 from ..intervals import CANDLE_INTERVALS, INTERVAL_MS, MINUTE_MS, align, iso, ms_to_datetime
+from ..jsnum import to_fixed
 from ..model.candles import Candles
 from .candle_check import describe_request, normalize_response
 
@@ -93,14 +94,6 @@ def rolling_vwap(
         vwap[zero] = closes[zero] / n
     out[full - lo :] = vwap
     return out
-
-
-def format_fixed(value: float, digits: int) -> str:
-    """JavaScript `toFixed`: half away from zero on the decimal text (80 §1.3)."""
-    from decimal import ROUND_HALF_UP, Decimal
-
-    quantum = Decimal(1).scaleb(-digits)
-    return str(Decimal(repr(float(value))).quantize(quantum, rounding=ROUND_HALF_UP))
 
 
 @dataclass
@@ -386,7 +379,21 @@ class ExchangeClient:
 
     async def forward_view(self, symbol: str, since: int, horizon: int) -> Candles:
         """1m candles from `since` through the first one at or after `horizon`, or to the end
-        of the data (50 §6.2)."""
+        of the data (50 §6.2); a view ending before the horizon is logged, not an error."""
+        view = await self._forward_view(symbol, since, horizon)
+        if len(view) == 0 or int(view.timestamp[-1]) < horizon:
+            self.runtime.logger.warn(
+                "ExchangeClient.forward_view: the data ends before the horizon",
+                {
+                    "symbol": symbol,
+                    "since": iso(since),
+                    "horizon": iso(horizon),
+                    "last": iso(int(view.timestamp[-1])) if len(view) else None,
+                },
+            )
+        return view
+
+    async def _forward_view(self, symbol: str, since: int, horizon: int) -> Candles:
         step = MINUTE_MS
         store = self._store(symbol, "1m") if self.read_ahead else None
         if (
@@ -431,7 +438,7 @@ class ExchangeClient:
             raise ValidationError(f"{kind}: value must be a finite number, got {value!r}")
         fn = getattr(self.schema, kind)
         if fn is None:
-            return format_fixed(value, 8)
+            return to_fixed(float(value), 8)
         text = await call_user(fn, symbol, value)
         if not isinstance(text, str):
             raise ExchangeError(

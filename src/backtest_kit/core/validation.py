@@ -11,11 +11,11 @@ import math
 import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
 from numbers import Real
 from typing import Any, Final, cast
 
 from ..errors import ValidationError
+from ..jsnum import js_string, to_fixed
 from ..model.signal import Signal, SignalRow, new_signal_id, to_plain
 
 __all__ = ["SignalLimits", "build_signal_row", "format_js_number", "validate_row"]
@@ -78,39 +78,6 @@ def _as_float(x: object) -> float:
         return -_INF if num < 0 else _INF
 
 
-def _js_float(x: float) -> str:
-    # JS Number.prototype.toString: shortest round-trip digits (Python's repr gives the same
-    # digits), then JS's own choice between positional and exponential notation.
-    if x != x:
-        return "NaN"
-    if x == _INF:
-        return "Infinity"
-    if x == -_INF:
-        return "-Infinity"
-    if x == 0:
-        return "0"
-    if x.is_integer() and -9007199254740992.0 < x < 9007199254740992.0:
-        return str(int(x))
-    sign = "-" if x < 0 else ""
-    tup = Decimal(repr(abs(x))).as_tuple()
-    all_digits = "".join(map(str, tup.digits))
-    digits = all_digits.rstrip("0")
-    exponent = int(tup.exponent) + len(all_digits) - len(digits)
-    k = len(digits)
-    n = exponent + k  # value = 0.digits * 10**n
-    if k <= n <= 21:
-        body = digits + "0" * (n - k)
-    elif 0 < n <= 21:
-        body = digits[:n] + "." + digits[n:]
-    elif -6 < n <= 0:
-        body = "0." + "0" * (-n) + digits
-    else:
-        e = n - 1
-        mantissa = digits[0] + ("." + digits[1:] if k > 1 else "")
-        body = f"{mantissa}e{'+' if e >= 0 else '-'}{abs(e)}"
-    return sign + body
-
-
 def format_js_number(x: object) -> str:
     """Print a number as JavaScript's ``String(x)`` does; anything else as a short repr.
 
@@ -119,24 +86,16 @@ def format_js_number(x: object) -> str:
     Python ints below 1e21 print exactly; ``bool`` is not a number (``"True"``).
     """
     if type(x) is float:
-        return _js_float(x)
+        return js_string(x)
     if type(x) is int:
         if -(10**21) < x < 10**21:
             return str(x)
-        return _js_float(_as_float(x))
+        return js_string(_as_float(x))
     if _is_num(x):
         if isinstance(x, int):
             return format_js_number(int(x))
-        return _js_float(_as_float(x))
+        return js_string(_as_float(x))
     return _repr.repr(x)
-
-
-def _to_fixed(x: float, digits: int) -> str:
-    """JS ``x.toFixed(digits)``: the exact binary value rounded half away from zero."""
-    if not math.isfinite(x) or abs(x) >= 1e21:
-        return _js_float(x)
-    text = str(Decimal(abs(x)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
-    return "-" + text if x < 0 else text
 
 
 def _percent(num: float, den: float) -> float:
@@ -292,19 +251,19 @@ def validate_row(row: SignalRow, current_price: object, limits: SignalLimits) ->
         min_tp = limits.min_take_profit_percent
         if min_tp and tp_distance < min_tp:
             errors.append(
-                f"{side}: take_profit too close to price_open ({_to_fixed(tp_distance, 3)}%), "
+                f"{side}: take_profit too close to price_open ({to_fixed(tp_distance, 3)}%), "
                 f"minimum {format_js_number(min_tp)}%"
             )
         min_sl = limits.min_stop_loss_percent
         if min_sl and sl_distance < min_sl:
             errors.append(
-                f"{side}: stop_loss too close to price_open ({_to_fixed(sl_distance, 3)}%), "
+                f"{side}: stop_loss too close to price_open ({to_fixed(sl_distance, 3)}%), "
                 f"minimum {format_js_number(min_sl)}%"
             )
         max_sl = limits.max_stop_loss_percent
         if max_sl and sl_distance > max_sl:
             errors.append(
-                f"{side}: stop_loss too far from price_open ({_to_fixed(sl_distance, 3)}%), "
+                f"{side}: stop_loss too far from price_open ({to_fixed(sl_distance, 3)}%), "
                 f"maximum {format_js_number(max_sl)}%"
             )
 
@@ -328,8 +287,8 @@ def validate_row(row: SignalRow, current_price: object, limits: SignalLimits) ->
     if max_life and minutes > max_life:
         errors.append(
             f"minute_estimated_time too large ({s_minutes} minutes = "
-            f"{_to_fixed(minutes / 60 / 24, 1)} days), maximum {format_js_number(max_life)} "
-            f"minutes ({_to_fixed(max_life / 60 / 24, 0)} days)"
+            f"{to_fixed(minutes / 60 / 24, 1)} days), maximum {format_js_number(max_life)} "
+            f"minutes ({to_fixed(max_life / 60 / 24, 0)} days)"
         )
 
     # 25-28

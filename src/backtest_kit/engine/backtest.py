@@ -225,7 +225,8 @@ async def _run_loop(
                     symbol=symbol,
                     total_frames=total,
                     processed_frames=processed,
-                    progress=processed / total if total else 0.0,
+                    # a finished run reports 1.0, zero frames included (30 §6.1)
+                    progress=1.0 if finished else processed / total,
                 ),
             )
         await chain.emit("backtest_total", t_run)
