@@ -80,7 +80,7 @@ def test_index_returns_candle_with_plain_python_values() -> None:
     assert type(last.timestamp) is int
     assert all(type(getattr(last, f)) is float for f in FIELDS[1:])
     assert last == Candle(*ROWS[-1])
-    assert c[np.int64(0)] == Candle(*ROWS[0])  # type: ignore[call-overload]
+    assert c[np.int64(0)] == Candle(*ROWS[0])
 
 
 def test_iteration_oldest_first_yields_candles() -> None:

@@ -173,12 +173,16 @@ class Candles:
         return len(self.timestamp)
 
     @overload
-    def __getitem__(self, index: int) -> Candle: ...
+    def __getitem__(self, index: int | np.integer[Any]) -> Candle: ...
 
     @overload
     def __getitem__(self, index: slice | npt.NDArray[np.bool_]) -> Candles: ...
 
-    def __getitem__(self, index: int | slice | npt.NDArray[np.bool_]) -> Candle | Candles:
+    def __getitem__(
+        self, index: int | np.integer[Any] | slice | npt.NDArray[np.bool_]
+    ) -> Candle | Candles:
+        if isinstance(index, bool | np.bool_):
+            raise TypeError("Candles index must be an int, a slice or a boolean mask, not bool")
         if isinstance(index, int | np.integer):
             return Candle(
                 int(self.timestamp[index]),
