@@ -8,70 +8,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
 import pytest
 
 import backtest_kit as bk
-
-M = 60_000
-BASE = datetime(2024, 1, 1, tzinfo=UTC)
-BASE_MS = 1_704_067_200_000
-SYMBOL = "BTCUSDT"
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+from support import BASE, SYMBOL, Market, minute_of, ms
 
 
 @pytest.fixture(autouse=True)
 def _fresh_runtime() -> None:
     bk.reset()
     bk.set_config(CC_GET_CANDLES_RETRY_DELAY_MS=0)
-
-
-def ms(minute: int) -> int:
-    return BASE_MS + minute * M
-
-
-def minute_of(when: datetime) -> int:
-    delta = (when - EPOCH) // timedelta(milliseconds=1) - BASE_MS
-    assert delta % M == 0
-    return delta // M
-
-
-class Market:
-    """A 1m series from minute `first` to minute `last` (relative to BASE), flat at 100 with
-    volume 1 unless a bar is overridden; `get_candles` is a pure function of time."""
-
-    def __init__(self, first: int = -60, last: int = 600) -> None:
-        n = last - first + 1
-        self.ts = BASE_MS + np.arange(first, last + 1, dtype=np.int64) * M
-        self.first = first
-        self.cols = {k: np.full(n, 100.0) for k in ("open", "high", "low", "close")}
-        self.cols["volume"] = np.full(n, 1.0)
-
-    def bar(
-        self, minute: int, o: float, h: float, lo: float, c: float, v: float = 1.0
-    ) -> tuple[float, float, float, float]:
-        k = minute - self.first
-        for name, value in zip(
-            ("open", "high", "low", "close", "volume"), (o, h, lo, c, v), strict=True
-        ):
-            self.cols[name][k] = value
-        return h, lo, c, v
-
-    def hlcv(self, minute: int) -> tuple[float, float, float, float]:
-        k = minute - self.first
-        return tuple(float(self.cols[f][k]) for f in ("high", "low", "close", "volume"))  # type: ignore[return-value]
-
-    def get_candles(self, symbol: str, interval: str, since: datetime, limit: int) -> bk.Candles:
-        if interval != "1m":
-            return bk.Candles.empty()
-        lo = (since - EPOCH) // timedelta(milliseconds=1)
-        hi = lo + (limit - 1) * M
-        a = int(np.searchsorted(self.ts, lo, "left"))
-        b = int(np.searchsorted(self.ts, hi, "right"))
-        return bk.Candles(timestamp=self.ts[a:b], **{k: v[a:b] for k, v in self.cols.items()})
 
 
 def vwap(bars: list[tuple[float, float, float, float]]) -> float:

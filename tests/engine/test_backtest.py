@@ -10,16 +10,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import numpy as np
 import pytest
 
 import backtest_kit as bk
+from support import BASE, SYMBOL, Market, minute_of, ms
 
-M = 60_000
-BASE = datetime(2024, 1, 1, tzinfo=UTC)
-BASE_MS = 1_704_067_200_000
-SYMBOL = "BTCUSDT"
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 RUN = {"strategy_name": "s1", "exchange_name": "ex", "frame_name": "f"}
 
 
@@ -27,43 +22,6 @@ RUN = {"strategy_name": "s1", "exchange_name": "ex", "frame_name": "f"}
 def _fresh_runtime() -> None:
     bk.reset()
     bk.set_config(CC_GET_CANDLES_RETRY_DELAY_MS=0)
-
-
-def ms(minute: int) -> int:
-    return BASE_MS + minute * M
-
-
-def minute_of(when: datetime) -> int:
-    delta = (when - EPOCH) // timedelta(milliseconds=1) - BASE_MS
-    assert delta % M == 0
-    return delta // M
-
-
-class Market:
-    """A 1m series from minute `first` to `last` (relative to BASE), flat at 100 with volume 1
-    unless a bar is set; `get_candles` is a pure function of time."""
-
-    def __init__(self, first: int = -60, last: int = 600) -> None:
-        n = last - first + 1
-        self.ts = BASE_MS + np.arange(first, last + 1, dtype=np.int64) * M
-        self.first = first
-        self.cols = {k: np.full(n, 100.0) for k in ("open", "high", "low", "close")}
-        self.cols["volume"] = np.full(n, 1.0)
-
-    def take_profit_at(self, *minutes: int) -> Market:
-        """Bars whose high (101.2) reaches the 101 take profit of `LONG`."""
-        for minute in minutes:
-            self.cols["high"][minute - self.first] = 101.2
-        return self
-
-    def get_candles(self, symbol: str, interval: str, since: datetime, limit: int) -> bk.Candles:
-        if interval != "1m":
-            return bk.Candles.empty()
-        lo = (since - EPOCH) // timedelta(milliseconds=1)
-        hi = lo + (limit - 1) * M
-        a = int(np.searchsorted(self.ts, lo, "left"))
-        b = int(np.searchsorted(self.ts, hi, "right"))
-        return bk.Candles(timestamp=self.ts[a:b], **{k: v[a:b] for k, v in self.cols.items()})
 
 
 def long_signal(minute: int = 0) -> bk.Signal:
