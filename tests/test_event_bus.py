@@ -14,6 +14,7 @@ import pytest
 import backtest_kit as bk
 from backtest_kit import events
 from backtest_kit.events import EventBus
+from support import BASE_MS, Market
 
 
 @pytest.fixture(autouse=True)
@@ -122,16 +123,15 @@ def test_concurrent_emitters_never_run_one_listener_concurrently() -> None:
     assert peak[0] == 1
 
 
-def test_two_background_backtests_never_run_one_listener_concurrently() -> None:
-    t0 = 1_704_067_200_000
-
-    def source(symbol: str, interval: str, since: Any, limit: int) -> list[list[float]]:
-        start = int(since.timestamp() * 1000)
-        return [[start + k * 60_000, 100.0, 100.0, 100.0, 100.0, 1.0] for k in range(limit)]
-
-    bk.add_exchange("ex", source)
+def flat_market_with_idle_strategy() -> None:
+    """Exchange "ex" (flat at 100), strategy "s" (never signals), frame "f" (00:00-00:05)."""
+    bk.add_exchange("ex", Market().get_candles)
     bk.add_strategy("s", "1m", lambda symbol, when: None)
-    bk.add_frame("f", "1m", t0, t0 + 5 * 60_000)
+    bk.add_frame("f", "1m", BASE_MS, BASE_MS + 5 * 60_000)
+
+
+def test_two_background_backtests_never_run_one_listener_concurrently() -> None:
+    flat_market_with_idle_strategy()
     got: list[str] = []
     active = [0]
     peak = [0]
@@ -335,15 +335,7 @@ def test_a_raising_error_listener_is_only_logged() -> None:
 
 
 def test_a_raising_listener_does_not_stop_a_backtest() -> None:
-    t0 = 1_704_067_200_000
-
-    def source(symbol: str, interval: str, since: Any, limit: int) -> list[list[float]]:
-        start = int(since.timestamp() * 1000)
-        return [[start + k * 60_000, 100.0, 100.0, 100.0, 100.0, 1.0] for k in range(limit)]
-
-    bk.add_exchange("ex", source)
-    bk.add_strategy("s", "1m", lambda symbol, when: None)
-    bk.add_frame("f", "1m", t0, t0 + 5 * 60_000)
+    flat_market_with_idle_strategy()
     errors: list[BaseException] = []
     progress: list[float] = []
     bk.listen_error(errors.append)
