@@ -510,3 +510,11 @@ def test_to_dict_reflects_values() -> None:
     data = get_config().to_dict()
     assert list(data) == list(CONFIG_KEYS)
     assert data["CC_PERCENT_FEE"] == 0.05
+
+
+def test_viability_compares_the_decimal_values_typed() -> None:
+    # 2 * 0.1 + 2 * 0.2 is 0.6000000000000001 in binary; a minimum of exactly 0.6 covers it
+    set_config(CC_PERCENT_FEE=0.2, CC_MIN_TAKEPROFIT_DISTANCE_PERCENT=0.6)
+    assert get_config().CC_MIN_TAKEPROFIT_DISTANCE_PERCENT == 0.6
+    with pytest.raises(ConfigError, match=r"required minimum 0\.60%"):
+        set_config(CC_MIN_TAKEPROFIT_DISTANCE_PERCENT=0.59)

@@ -12,6 +12,7 @@ import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, TypeGuard
 
 from .errors import ConfigError
@@ -120,7 +121,10 @@ def _viability(config: Config) -> str | None:
     slippage_effect = 2 * slippage
     fees_total = 2 * fee
     required = slippage_effect + fees_total
-    if take_profit >= required:
+    # Compared on the decimal values the user typed: in binary 2 * 0.1 + 2 * 0.2 is
+    # 0.6000000000000001, which would reject a minimum of exactly 0.6.
+    exact = 2 * Decimal(repr(float(slippage))) + 2 * Decimal(repr(float(fee)))
+    if Decimal(repr(float(take_profit))) >= exact:
         return None
     return (
         f"CC_MIN_TAKEPROFIT_DISTANCE_PERCENT ({take_profit!r}%) is too low to cover trading "

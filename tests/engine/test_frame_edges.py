@@ -45,3 +45,33 @@ def test_frame_in_the_future_has_no_ticks_and_finishes_at_one() -> None:
     assert calls == []
     assert progress == [(0, 0, 1.0)]
     assert [d.stopped for d in done] == [False]
+
+
+def test_a_stop_during_the_forward_fetch_drops_the_scheduled_signal_silently() -> None:
+    from support import SYMBOL, Market, ms
+
+    bk.runtime.current().extensions["read_ahead"] = False  # every fetch reaches the source
+    market = Market()
+    asked: list[datetime] = []
+    errors: list[BaseException] = []
+
+    async def get_candles(symbol: str, interval: str, since: datetime, limit: int) -> Any:
+        if limit > 100:  # the forward view of the scheduled signal (30 §5.2)
+            await bk.Backtest.stop(SYMBOL, "s")
+        return market.get_candles(symbol, interval, since, limit)
+
+    def get_signal(symbol: str, when: datetime) -> bk.Signal:
+        asked.append(when)
+        return bk.Signal("long", 101.0, 98.0, 60, price_open=99.0)  # waits for 99: scheduled
+
+    bk.add_exchange("ex", get_candles)
+    bk.add_strategy("s", "1m", get_signal)
+    bk.add_frame("f", "1m", ms(0), ms(30))
+    bk.listen_error(errors.append)
+    actions: list[str] = []
+    bk.listen_signal_backtest(lambda r: actions.append(r.action))
+    results = bk.Backtest.run_sync(SYMBOL, strategy_name="s", exchange_name="ex", frame_name="f")
+    assert results == []
+    assert errors == []
+    assert len(asked) == 1
+    assert actions == ["scheduled"]

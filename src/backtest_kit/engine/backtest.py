@@ -182,7 +182,10 @@ async def _run_loop(
                         i += 1
                         continue
                     try:
-                        out = await strategy.fast_forward(candles)
+                        # a stop while the candles were fetched may have dropped a scheduled
+                        # row: then there is nothing to resolve (30 §7.1)
+                        if strategy.holds_signal():
+                            out = await strategy.fast_forward(candles)
                     except Exception as exc:
                         await _recoverable(runtime, exc, "fast_forward failed", when)
                         await strategy.abandon()
