@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench-core clean
+.PHONY: demo test lint typecheck pytest soak bench-core clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (set PYTHON=...)"; exit 1; }
@@ -26,6 +26,9 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
 test: lint typecheck pytest
+
+soak: $(STAMP)
+	$(BIN)/python -m pytest -m slow
 
 bench-core: $(STAMP)
 	$(BIN)/python benchmarks/backtest_speed.py
