@@ -25,7 +25,7 @@ import time
 DAYS = 365
 
 
-def child(case: str, days: int) -> None:
+def child(case: str, days: int, partial_listener: bool = False) -> None:
     import asyncio
     from datetime import UTC, datetime, timedelta
 
@@ -52,6 +52,15 @@ def child(case: str, days: int) -> None:
         calls += 1
         return None
 
+    milestones = 0
+
+    def on_milestone(event: object) -> None:
+        nonlocal milestones
+        milestones += 1
+
+    if partial_listener:
+        bk.listen_partial_profit(on_milestone)
+        bk.listen_partial_loss(on_milestone)
     bk.data.add_sample_exchange("sample")
     bk.add_strategy(case, "5m", sma if case == "sma" else trivial)
     start = datetime(2024, 1, 2, tzinfo=UTC)  # one day of history before the first tick
@@ -66,13 +75,14 @@ def child(case: str, days: int) -> None:
         return trades
 
     trades = asyncio.run(run())
-    print(json.dumps({"trades": trades, "get_signal_calls": calls}))
+    print(json.dumps({"trades": trades, "get_signal_calls": calls, "milestones": milestones}))
 
 
-def measure(case: str, days: int) -> dict[str, float]:
+def measure(case: str, days: int, partial_listener: bool) -> dict[str, float]:
     started = time.perf_counter()
+    extra = ["--partial-listener"] if partial_listener else []
     out = subprocess.run(
-        [sys.executable, __file__, "--child", case, "--days", str(days)],
+        [sys.executable, __file__, "--child", case, "--days", str(days), *extra],
         check=True,
         capture_output=True,
         text=True,
@@ -89,21 +99,29 @@ def main() -> None:
     parser.add_argument("--case", choices=("sma", "trivial"), action="append")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--days", type=int, default=DAYS)
+    parser.add_argument(
+        "--partial-listener",
+        action="store_true",
+        help="attach partial profit/loss milestone listeners (60 §9)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.days)
+        child(args.child, args.days, args.partial_listener)
         return
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
-    print(f"{'case':<8} {'wall s (median)':>16} {'peak MB':>8} {'trades':>7} {'get_signal':>11}")
+    print(
+        f"{'case':<8} {'wall s (median)':>16} {'peak MB':>8} {'trades':>7} {'get_signal':>11}"
+        f" {'milestones':>11}"
+    )
     for case in args.case or ["sma", "trivial"]:
-        runs = [measure(case, args.days) for _ in range(args.runs)]
+        runs = [measure(case, args.days, args.partial_listener) for _ in range(args.runs)]
         wall = statistics.median(r["wall_s"] for r in runs)
         # ru_maxrss of RUSAGE_CHILDREN is the largest child so far: report the last reading
         peak = runs[-1]["peak_mb"]
         print(
             f"{case:<8} {wall:>16.3f} {peak:>8.1f} {int(runs[0]['trades']):>7} "
-            f"{int(runs[0]['get_signal_calls']):>11}"
+            f"{int(runs[0]['get_signal_calls']):>11} {int(runs[0]['milestones']):>11}"
         )
 
 

@@ -11,7 +11,9 @@ results = bk.Backtest.run_sync("BTCUSDT", strategy_name="sma",
 
 from . import data
 from .config import Config, get_config, get_default_config, set_config
+from .constant import Constant
 from .context import ExecutionContext, MethodContext
+from .core.sizing import PositionSize, SizingCalculateParams
 from .engine.backtest import Backtest, BacktestCancel
 from .errors import (
     BacktestKitError,
@@ -64,7 +66,14 @@ from .helpers import (
 from .intervals import CANDLE_INTERVALS, FRAME_INTERVALS, INTERVAL_MS, STRATEGY_INTERVALS
 from .logger import set_logger
 from .model.candles import Candle, Candles
-from .model.events import DoneContract, PerformanceContract, ProgressBacktestContract
+from .model.events import (
+    DoneContract,
+    PartialLossContract,
+    PartialProfitContract,
+    PerformanceContract,
+    ProgressBacktestContract,
+    RiskContract,
+)
 from .model.results import (
     ActiveResult,
     CancelledResult,
@@ -75,6 +84,7 @@ from .model.results import (
     ScheduledResult,
     TickResult,
 )
+from .model.risk import RiskActivePosition, RiskCheckArgs, RiskValidationPayload
 from .model.signal import Signal, SignalRow
 from .runtime import reset
 from .schema import (
@@ -82,13 +92,22 @@ from .schema import (
     ExchangeSchema,
     FrameCallbacks,
     FrameSchema,
+    RiskCallbacks,
+    RiskSchema,
+    RiskValidation,
+    SizingCallbacks,
+    SizingSchema,
     StrategyCallbacks,
     StrategySchema,
     add_exchange,
     add_frame,
+    add_risk,
+    add_sizing,
     add_strategy,
     list_exchanges,
     list_frames,
+    list_risks,
+    list_sizings,
     list_strategies,
 )
 
@@ -109,6 +128,7 @@ __all__ = [
     "ClosedResult",
     "Config",
     "ConfigError",
+    "Constant",
     "DoneContract",
     "ExchangeCallbacks",
     "ExchangeError",
@@ -119,14 +139,27 @@ __all__ = [
     "IdleResult",
     "MethodContext",
     "OpenedResult",
+    "PartialLossContract",
+    "PartialProfitContract",
     "PerformanceContract",
     "PersistError",
     "PnL",
+    "PositionSize",
     "ProgressBacktestContract",
     "RegistryError",
+    "RiskActivePosition",
+    "RiskCallbacks",
+    "RiskCheckArgs",
+    "RiskContract",
+    "RiskSchema",
+    "RiskValidation",
+    "RiskValidationPayload",
     "ScheduledResult",
     "Signal",
     "SignalRow",
+    "SizingCalculateParams",
+    "SizingCallbacks",
+    "SizingSchema",
     "StrategyCallbacks",
     "StrategySchema",
     "TickResult",
@@ -134,6 +167,8 @@ __all__ = [
     "__version__",
     "add_exchange",
     "add_frame",
+    "add_risk",
+    "add_sizing",
     "add_strategy",
     "data",
     "dump_signal",
@@ -148,6 +183,8 @@ __all__ = [
     "has_trade_context",
     "list_exchanges",
     "list_frames",
+    "list_risks",
+    "list_sizings",
     "list_strategies",
     "listen_backtest_progress",
     "listen_done_backtest",

@@ -37,6 +37,12 @@ class Runtime:
         self.frame_times: dict[str, Any] = {}
         self.exchange_clients: dict[tuple[str, bool], Any] = {}
         self.strategy_clients: dict[tuple[str, str, bool], Any] = {}
+        self.risk_clients: dict[tuple[str, bool], Any] = {}
+        # partial milestones reached, per mode: signal id -> (profit levels, loss levels)
+        self.partial_levels: dict[bool, dict[str, tuple[set[int], set[int]]]] = {
+            True: {},
+            False: {},
+        }
         self.backtest_instances: dict[tuple[str, str], Any] = {}
         self.extensions: dict[str, Any] = {}
 

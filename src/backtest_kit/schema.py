@@ -304,3 +304,263 @@ def require(kind: str, name: str, method: str) -> Any:
         known = ", ".join(map(repr, registry)) or "none registered"
         raise RegistryError(f"{method}: {kind} {name!r} not found (registered: {known})")
     return schema
+
+
+# -- risk profiles (60 §1) and sizing profiles (60 §7) ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RiskCallbacks:
+    """Optional risk callbacks: `on_rejected(symbol, args)`, `on_allowed(symbol, args)`."""
+
+    on_rejected: Fn | None = None
+    on_allowed: Fn | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RiskValidation:
+    """A risk rule with a note: `validate(payload)` rejects by raising; `note` becomes the
+    rejection's comment."""
+
+    validate: Fn
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RiskSchema:
+    risk_name: str
+    validations: tuple[RiskValidation, ...] = ()
+    max_concurrent_positions: int | None = None
+    note: str = ""
+    callbacks: RiskCallbacks = RiskCallbacks()
+
+
+def _risk_validation(entry: object, index: int, owner: str) -> RiskValidation:
+    if callable(entry) and not isinstance(entry, Mapping):
+        return RiskValidation(validate=entry)
+    validate: object
+    note: object
+    if isinstance(entry, RiskValidation):
+        validate, note = entry.validate, entry.note
+    elif isinstance(entry, Mapping):
+        unknown = [k for k in entry if k not in ("validate", "note")]
+        if unknown:
+            raise ValidationError(
+                f"{owner}: validations[{index}] has unknown keys {unknown}; valid: validate, note"
+            )
+        validate, note = entry.get("validate"), entry.get("note")
+    else:
+        validate, note = getattr(entry, "validate", None), getattr(entry, "note", None)
+    if not callable(validate):
+        raise ValidationError(
+            f"{owner}: validations[{index}] needs a callable 'validate', got {validate!r}"
+        )
+    if note is not None and not isinstance(note, str):
+        raise ValidationError(
+            f"{owner}: validations[{index}].note must be a str, got {type(note).__name__}"
+        )
+    return RiskValidation(validate=validate, note=note if isinstance(note, str) else None)
+
+
+def add_risk(
+    risk_name: str,
+    validations: list[Any] | tuple[Any, ...] = (),
+    max_concurrent_positions: int | None = None,
+    note: str = "",
+    callbacks: RiskCallbacks | Mapping[str, Fn | None] | None = None,
+) -> RiskSchema:
+    """Register a risk profile (60 §1): rules checked before any position opens.
+
+    A validation is a callable `fn(payload)` or `{"validate": fn, "note": "..."}`; it
+    **rejects by raising** — its return value is ignored, so returning False allows::
+
+        def at_most_three(payload):
+            if payload.active_position_count >= 3:
+                raise ValueError("three positions open")
+
+        bk.add_risk("portfolio", validations=[at_most_three])
+        bk.add_strategy("sma", "5m", get_signal, risk_name="portfolio")
+    """
+    name = _name(risk_name, "risk_name")
+    owner = f"risk {name!r}"
+    registry = current().risks
+    _unique(registry, "risk", name)
+    if not isinstance(validations, list | tuple):
+        raise ValidationError(
+            f"{owner}: validations must be a list, got {type(validations).__name__}"
+        )
+    rules = tuple(_risk_validation(v, k, owner) for k, v in enumerate(validations))
+    limit = max_concurrent_positions
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValidationError(
+            f"{owner}: max_concurrent_positions must be a positive int or None, got {limit!r}"
+        )
+    schema = RiskSchema(
+        risk_name=name,
+        validations=rules,
+        max_concurrent_positions=limit,
+        note=_note(note, owner),
+        callbacks=_risk_callbacks(callbacks, owner),
+    )
+    current().logger.info("add.add_risk", {"risk_name": name})
+    registry[name] = schema
+    return schema
+
+
+def _risk_callbacks(value: object, owner: str) -> RiskCallbacks:
+    if value is None:
+        return RiskCallbacks()
+    if isinstance(value, RiskCallbacks):
+        items: Mapping[str, Any] = {
+            "on_rejected": value.on_rejected,
+            "on_allowed": value.on_allowed,
+        }
+    elif isinstance(value, Mapping):
+        items = value
+    else:
+        raise ValidationError(
+            f"{owner}: callbacks must be a RiskCallbacks, a dict or None, "
+            f"got {type(value).__name__}"
+        )
+    unknown = [k for k in items if k not in ("on_rejected", "on_allowed")]
+    if unknown:
+        raise ValidationError(
+            f"{owner}: unknown callback {', '.join(map(repr, unknown))}; "
+            "valid callbacks: on_rejected, on_allowed"
+        )
+    for key, fn in items.items():
+        if fn is not None and not callable(fn):
+            raise ValidationError(f"{owner}: callbacks.{key} must be callable, got {fn!r}")
+    return RiskCallbacks(**items)
+
+
+SIZING_METHODS = ("fixed-percentage", "kelly-criterion", "atr-based")
+_SIZING_PARAMS = {
+    "fixed-percentage": ("risk_percentage",),
+    "kelly-criterion": ("kelly_multiplier",),
+    "atr-based": ("risk_percentage", "atr_multiplier"),
+}
+_SIZING_CAPS = ("max_position_percentage", "min_position_size", "max_position_size")
+
+
+@dataclass(frozen=True, slots=True)
+class SizingCallbacks:
+    """Optional sizing callback: `on_calculate(quantity, params)` after every calculation."""
+
+    on_calculate: Fn | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SizingSchema:
+    sizing_name: str
+    method: str
+    risk_percentage: float | None = None
+    kelly_multiplier: float | None = None
+    atr_multiplier: float | None = None
+    max_position_percentage: float | None = None
+    min_position_size: float | None = None
+    max_position_size: float | None = None
+    note: str = ""
+    callbacks: SizingCallbacks = SizingCallbacks()
+
+
+def _positive(value: object, field: str, owner: str, *, allow_zero: bool = False) -> float:
+    import math
+
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (value < 0 if allow_zero else value <= 0):  # type: ignore[operator]
+        rule = "a finite number >= 0" if allow_zero else "a finite number > 0"
+        raise ValidationError(f"{owner}: {field} must be {rule}, got {value!r}")
+    return float(value)  # type: ignore[arg-type]
+
+
+def add_sizing(
+    sizing_name: str,
+    method: str,
+    *,
+    note: str = "",
+    callbacks: SizingCallbacks | Mapping[str, Fn | None] | None = None,
+    **method_params: object,
+) -> SizingSchema:
+    """Register a position-sizing profile (60 §7)::
+
+        bk.add_sizing("risk-1pct", "fixed-percentage", risk_percentage=1,
+                      max_position_percentage=50)
+        bk.add_strategy("sma", "5m", get_signal, sizing_name="risk-1pct")
+
+    Methods and their parameters: ``fixed-percentage`` (`risk_percentage`),
+    ``kelly-criterion`` (`kelly_multiplier`, default 0.25), ``atr-based``
+    (`risk_percentage`, `atr_multiplier`, default 2); caps for all:
+    `max_position_percentage`, `min_position_size`, `max_position_size`.
+    """
+    name = _name(sizing_name, "sizing_name")
+    owner = f"sizing {name!r}"
+    registry = current().sizings
+    _unique(registry, "sizing", name)
+    if method not in SIZING_METHODS:
+        raise ValidationError(
+            f"{owner}: unknown method {method!r}; valid methods: {', '.join(SIZING_METHODS)}"
+        )
+    allowed = (*_SIZING_PARAMS[method], *_SIZING_CAPS)
+    unknown = [k for k in method_params if k not in allowed]
+    if unknown:
+        raise ValidationError(
+            f"{owner}: parameter {', '.join(map(repr, unknown))} does not belong to method "
+            f"{method!r}; valid parameters: {', '.join(allowed)}"
+        )
+    values: dict[str, float | None] = {}
+    if method in ("fixed-percentage", "atr-based"):
+        if "risk_percentage" not in method_params:
+            raise ValidationError(f"{owner}: method {method!r} needs risk_percentage")
+        values["risk_percentage"] = _positive(
+            method_params["risk_percentage"], "risk_percentage", owner
+        )
+    if method == "kelly-criterion":
+        values["kelly_multiplier"] = _positive(
+            method_params.get("kelly_multiplier", 0.25), "kelly_multiplier", owner, allow_zero=True
+        )
+    if method == "atr-based":
+        values["atr_multiplier"] = _positive(
+            method_params.get("atr_multiplier", 2.0), "atr_multiplier", owner
+        )
+    for cap in _SIZING_CAPS:
+        raw = method_params.get(cap)
+        values[cap] = None if raw is None else _positive(raw, cap, owner)
+    low, high = values["min_position_size"], values["max_position_size"]
+    if low is not None and high is not None and low > high:
+        raise ValidationError(
+            f"{owner}: min_position_size {low!r} must be <= max_position_size {high!r}"
+        )
+    cbs: SizingCallbacks
+    if callbacks is None:
+        cbs = SizingCallbacks()
+    elif isinstance(callbacks, SizingCallbacks):
+        cbs = callbacks
+    elif isinstance(callbacks, Mapping):
+        extra = [k for k in callbacks if k != "on_calculate"]
+        if extra:
+            raise ValidationError(
+                f"{owner}: unknown callback {', '.join(map(repr, extra))}; "
+                "valid callbacks: on_calculate"
+            )
+        cbs = SizingCallbacks(on_calculate=callbacks.get("on_calculate"))
+    else:
+        raise ValidationError(f"{owner}: callbacks must be a SizingCallbacks, a dict or None")
+    if cbs.on_calculate is not None and not callable(cbs.on_calculate):
+        raise ValidationError(f"{owner}: callbacks.on_calculate must be callable")
+    schema = SizingSchema(
+        sizing_name=name, method=method, note=_note(note, owner), callbacks=cbs, **values
+    )
+    current().logger.info("add.add_sizing", {"sizing_name": name})
+    registry[name] = schema
+    return schema
+
+
+def list_risks() -> list[RiskSchema]:
+    """Registered risk profiles, in registration order."""
+    return list(current().risks.values())
+
+
+def list_sizings() -> list[SizingSchema]:
+    """Registered sizing profiles, in registration order."""
+    return list(current().sizings.values())

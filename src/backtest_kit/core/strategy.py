@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
+import math
 from dataclasses import dataclass
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -19,8 +20,18 @@ import numpy as np
 
 from ..context import execution_context
 from ..errors import BacktestKitError, ExchangeError, ValidationError
-from ..events import ERROR, SIGNAL, SIGNAL_BACKTEST, SIGNAL_LIVE, VALIDATION, call_user
+from ..events import (
+    ERROR,
+    PARTIAL_LOSS,
+    PARTIAL_PROFIT,
+    SIGNAL,
+    SIGNAL_BACKTEST,
+    SIGNAL_LIVE,
+    VALIDATION,
+    call_user,
+)
 from ..intervals import INTERVAL_MS, MINUTE_MS, iso, ms_to_datetime
+from ..model.events import PartialLossContract, PartialProfitContract
 from ..model.results import (
     ActiveResult,
     CancelledResult,
@@ -30,8 +41,10 @@ from ..model.results import (
     ScheduledResult,
     TickResult,
 )
+from ..model.risk import RiskCheckArgs
 from .exchange import compute_vwap, rolling_vwap
 from .pnl import percent_progress, to_pnl
+from .sizing import SizingCalculateParams, calculate, wilder_atr
 from .validation import SignalLimits, build_signal_row
 
 if TYPE_CHECKING:
@@ -39,8 +52,9 @@ if TYPE_CHECKING:
     from ..model.results import CloseReason
     from ..model.signal import SignalRow
     from ..runtime import Runtime
-    from ..schema import StrategySchema
+    from ..schema import SizingSchema, StrategySchema
     from .exchange import ExchangeClient
+    from .risk import RiskGate
 
 ForwardResult = ClosedResult | CancelledResult
 
@@ -66,8 +80,16 @@ class StrategyClient:
         *,
         symbol: str,
         backtest: bool,
+        risk: RiskGate | None = None,
+        sizing: SizingSchema | None = None,
     ) -> None:
         self.schema = schema
+        self.risk = risk
+        self.sizing = sizing
+        # closed positions of this run, for engine-applied sizing (60 §7.4)
+        self.closed_money_pnl = 0.0
+        self.wins: list[float] = []
+        self.losses: list[float] = []
         self.exchange = exchange
         self.runtime = runtime
         self.symbol = symbol
@@ -164,12 +186,14 @@ class StrategyClient:
                 ),
             )
         except ValidationError as exc:
-            self.runtime.logger.warn(
-                "StrategyClient.validation",
-                {"strategy_name": self.strategy_name, "error": str(exc)},
-            )
-            await self.runtime.bus.emit(VALIDATION, exc)
+            await self._reject(exc)
             return await self._idle(price)
+        if not row.is_scheduled and self.sizing is not None:
+            try:
+                row = await self._sized(row, when)
+            except ValidationError as exc:
+                await self._reject(exc)
+                return await self._idle(price)
         try:
             allowed = await self._risk_allows(row, price, when)
         except Exception as exc:  # a raising risk callback: no signal, nothing stored
@@ -212,7 +236,16 @@ class StrategyClient:
         ):
             return await self._cancel(row, price, when)
         if price <= row.price_open if long else price >= row.price_open:
-            if not await self._risk_allows(row, row.price_open, when):
+            try:
+                row = await self._sized(row, when)
+                allowed = await self._risk_allows(row, row.price_open, when)
+            except ValidationError as exc:
+                await self._reject(exc)
+                allowed = False
+            except Exception as exc:
+                await self._report_error("StrategyClient.risk check failed", exc)
+                allowed = False
+            if not allowed:
                 self.scheduled = None
                 return await self._idle(price)
             return await self._activate(row, when)
@@ -240,7 +273,7 @@ class StrategyClient:
         if price <= row.price_stop_loss if long else price >= row.price_stop_loss:
             return await self._close(row, row.price_stop_loss, "stop_loss", when)
         percent_tp, percent_sl = percent_progress(row, price)
-        await self._partial(row, price, percent_tp, percent_sl)
+        await self._partial(row, price, percent_tp, percent_sl, when)
         result = ActiveResult(
             signal=row,
             current_price=price,
@@ -320,6 +353,12 @@ class StrategyClient:
                 "StrategyClient.close",
                 {"signal_id": row.id, "reason": reason, "pnl": pnl.pnl_percentage},
             )
+        if pnl.pnl_percentage > 0:
+            self.wins.append(pnl.pnl_percentage)
+        else:
+            self.losses.append(pnl.pnl_percentage)
+        if row.cost is not None:
+            self.closed_money_pnl += row.cost * pnl.pnl_percentage / 100
         await self._callback("on_close", self.symbol, row, price, self.backtest)
         await self._partial_clear(row)
         await self._risk_remove(row)
@@ -376,21 +415,134 @@ class StrategyClient:
         )
         await self.runtime.bus.emit(ERROR, exc)
 
-    # -- risk and partial hooks (60; the profiles themselves are not built yet) --------------
+    # -- risk, sizing and partial milestones (60) ----------------------------------------------
+
+    async def _reject(self, exc: ValidationError) -> None:
+        """A rejected signal: warn and `listen_validation`, never `listen_error` (02 §3)."""
+        self.runtime.logger.warn(
+            "StrategyClient.validation", {"strategy_name": self.strategy_name, "error": str(exc)}
+        )
+        await self.runtime.bus.emit(VALIDATION, exc)
 
     async def _risk_allows(self, row: SignalRow, price: float, when: int) -> bool:
-        return True
+        if self.risk is None:
+            return True
+        return await self.risk.check(
+            RiskCheckArgs(
+                symbol=self.symbol,
+                pending_signal=row,
+                strategy_name=self.strategy_name,
+                exchange_name=self.exchange_name,
+                current_price=price,
+                timestamp=when,
+            )
+        )
 
     async def _risk_add(self, row: SignalRow) -> None:
-        return None
+        if self.risk is not None:
+            self.risk.add(row, row.pending_at)
 
     async def _risk_remove(self, row: SignalRow) -> None:
-        return None
+        if self.risk is not None:
+            self.risk.remove(row)
+
+    async def _sized(self, row: SignalRow, at: int) -> SignalRow:
+        """The row with `quantity` and `cost` from the strategy's sizing profile (60 §7.4);
+        a calculation that fails raises the `ValidationError` of rule `sizing`."""
+        schema = self.sizing
+        if schema is None:
+            return row
+        balance = self.runtime.config.CC_ACCOUNT_BALANCE + self.closed_money_pnl
+        params = SizingCalculateParams(
+            symbol=self.symbol,
+            account_balance=balance,
+            price_open=row.price_open,
+            method=schema.method,
+            price_stop_loss=row.price_stop_loss,
+        )
+        try:
+            if schema.method == "kelly-criterion":
+                if not self.wins or not self.losses:
+                    quantity = 0.0  # Kelly needs at least one win and one loss to estimate
+                else:
+                    total = len(self.wins) + len(self.losses)
+                    avg_win = sum(self.wins) / len(self.wins)
+                    avg_loss = -sum(self.losses) / len(self.losses)
+                    ratio = avg_win / avg_loss if avg_loss > 0 else math.inf
+                    params = dataclasses.replace(
+                        params, win_rate=len(self.wins) / total, win_loss_ratio=ratio
+                    )
+                    quantity = await calculate(schema, params)
+            else:
+                if schema.method == "atr-based":
+                    candles = await self.exchange.get_candles(
+                        self.symbol, self.schema.interval, 15, at
+                    )
+                    params = dataclasses.replace(params, atr=wilder_atr(candles))
+                quantity = await calculate(schema, params)
+        except ValidationError as exc:
+            line = f"sizing: {exc}"
+            raise ValidationError(
+                f"Invalid signal for {row.position} position:\n{line}", errors=(line,), signal=row
+            ) from exc
+        self.runtime.logger.debug(
+            "StrategyClient.sizing", {"signal_id": row.id, "quantity": quantity}
+        )
+        return dataclasses.replace(row, quantity=quantity, cost=quantity * row.price_open)
+
+    def _levels(self, row: SignalRow) -> tuple[set[int], set[int]]:
+        store = self.runtime.partial_levels[self.backtest]
+        levels = store.get(row.id)
+        if levels is None:
+            levels = store[row.id] = (set(), set())
+        return levels
+
+    def _milestones_listened(self) -> bool:
+        subs = self.runtime.bus.subscriptions
+        return bool(subs.get(PARTIAL_PROFIT) or subs.get(PARTIAL_LOSS))
+
+    async def _milestones(
+        self, row: SignalRow, price: float, at: int, percent_tp: float, percent_sl: float
+    ) -> None:
+        """Emit each milestone level newly reached by this evaluation, ascending (60 §9.2)."""
+        profit, loss = self._levels(row)
+        if percent_tp > 0:
+            for level in LEVELS:
+                if percent_tp >= level and level not in profit:
+                    profit.add(level)
+                    await self._emit_milestone(PARTIAL_PROFIT, row, price, level, at)
+        elif percent_sl > 0:
+            for level in LEVELS:
+                if percent_sl >= level and level not in loss:
+                    loss.add(level)
+                    await self._emit_milestone(PARTIAL_LOSS, row, price, level, at)
+
+    async def _emit_milestone(
+        self, topic: str, row: SignalRow, price: float, level: int, at: int
+    ) -> None:
+        record = PartialProfitContract if topic == PARTIAL_PROFIT else PartialLossContract
+        self.runtime.logger.debug(f"StrategyClient.{topic}", {"signal_id": row.id, "level": level})
+        await self.runtime.bus.emit(
+            topic,
+            record(
+                symbol=self.symbol,
+                strategy_name=row.strategy_name,
+                exchange_name=row.exchange_name,
+                data=row,
+                current_price=price,
+                level=level,
+                backtest=self.backtest,
+                timestamp=at,
+            ),
+        )
 
     async def _partial(
-        self, row: SignalRow, price: float, percent_tp: float, percent_sl: float
+        self, row: SignalRow, price: float, percent_tp: float, percent_sl: float, at: int
     ) -> None:
-        """Progress callbacks of one evaluation: profit when d > 0, loss when d < 0 (60 §9.4)."""
+        """One evaluation of an open position: milestone events, then the progress callbacks
+        (profit when d > 0, loss when d < 0; 60 §9.4)."""
+        if self._milestones_listened():
+            await self._milestones(row, price, at, percent_tp, percent_sl)
         d = price - row.price_open if row.position == "long" else row.price_open - price
         if d > 0:
             await self._callback(
@@ -402,11 +554,15 @@ class StrategyClient:
             )
 
     async def _partial_clear(self, row: SignalRow) -> None:
-        return None
+        self.runtime.partial_levels[self.backtest].pop(row.id, None)
 
     def _wants_partial(self) -> bool:
         cbs = self.callbacks
-        return cbs.on_partial_profit is not None or cbs.on_partial_loss is not None
+        return (
+            cbs.on_partial_profit is not None
+            or cbs.on_partial_loss is not None
+            or self._milestones_listened()
+        )
 
     # -- the backtest fast-forward (20 §5) ----------------------------------------------------
 
@@ -453,7 +609,11 @@ class StrategyClient:
             self.scheduled = None
             return ActivationDropped(at)
         try:
+            row = await self._sized(row, at)
             allowed = await self._risk_allows(row, row.price_open, at)
+        except ValidationError as exc:
+            await self._reject(exc)
+            allowed = False
         except Exception as exc:
             await self._report_error("StrategyClient.risk check failed", exc)
             allowed = False
@@ -486,11 +646,56 @@ class StrategyClient:
         return await self._close(row, w.vwap_closed_at(at, self.exchange_name), "time_expired", at)
 
     async def _forward_partial(self, row: SignalRow, w: _Window, lo: int, hi: int) -> None:
-        """Progress callbacks for the evaluated candles [lo, hi) that did not exit."""
+        """Milestones and progress callbacks for the evaluated candles [lo, hi) that did not
+        exit, priced with the VWAP of the N candles ending with each (20 §5.4, 60 §9.1)."""
         prices = w.rolling_vwap(lo, hi)
-        for price in prices.tolist():
-            percent_tp, percent_sl = percent_progress(row, price)
-            await self._partial(row, price, percent_tp, percent_sl)
+        cbs = self.callbacks
+        if cbs.on_partial_profit is not None or cbs.on_partial_loss is not None:
+            times = w.ts[lo:hi].tolist()
+            for price, at in zip(prices.tolist(), times, strict=True):
+                percent_tp, percent_sl = percent_progress(row, price)
+                await self._partial(row, price, percent_tp, percent_sl, at)
+            return
+        # only milestone listeners: each level's first crossing, from the running maximum
+        # of the progress (monotone, so one binary search finds every level at once)
+        profit_pct, loss_pct = progress_arrays(row, prices)
+        profit, loss = self._levels(row)
+        found: list[tuple[int, int, str]] = []
+        for pct, reached, topic in (
+            (profit_pct, profit, PARTIAL_PROFIT),
+            (loss_pct, loss, PARTIAL_LOSS),
+        ):
+            peak = np.maximum.accumulate(pct)
+            if len(peak) == 0 or peak[-1] < LEVELS[0]:
+                continue
+            firsts = np.searchsorted(peak, LEVELS_ARRAY, "left").tolist()
+            for level, k in zip(LEVELS, firsts, strict=True):
+                if k < len(peak) and level not in reached:
+                    found.append((k, level, topic))
+        for k, level, topic in sorted(found, key=lambda item: (item[0], item[1])):
+            (profit if topic == PARTIAL_PROFIT else loss).add(level)
+            await self._emit_milestone(topic, row, float(prices[k]), level, int(w.ts[lo + k]))
+
+
+LEVELS = (10, 20, 30, 40, 50, 60, 70, 80, 90, 100)
+LEVELS_ARRAY = np.array(LEVELS, dtype=np.float64)
+
+
+def progress_arrays(row: SignalRow, prices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`percent_progress` over an array of prices: (percent_tp, percent_sl), zeros elsewhere,
+    bit-identical to the per-price formula."""
+    if row.position == "long":
+        d = prices - row.price_open
+        tp_dist = row.price_take_profit - row.price_open
+        sl_dist = row.price_open - row.price_stop_loss
+    else:
+        d = row.price_open - prices
+        tp_dist = row.price_open - row.price_take_profit
+        sl_dist = row.price_stop_loss - row.price_open
+    with np.errstate(divide="ignore", invalid="ignore"):
+        profit = np.where(d > 0, np.minimum(d / tp_dist * 100, 100.0), 0.0)
+        loss = np.where(d < 0, np.minimum(-d / sl_dist * 100, 100.0), 0.0)
+    return profit, loss
 
 
 def _first_true(mask: np.ndarray) -> int:

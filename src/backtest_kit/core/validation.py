@@ -199,10 +199,8 @@ def validate_row(row: SignalRow, current_price: object, limits: SignalLimits) ->
 
     if is_long or is_short:
         side = "long" if is_long else "short"
-        s_o = format_js_number(raw_open)
-        s_tp = format_js_number(raw_tp)
-        s_sl = format_js_number(raw_sl)
-        s_cp = format_js_number(current_price)
+        # numbers are formatted only for the lines that fail: this runs for every signal
+        js = format_js_number
         if is_long:
             tp_wrong, sl_wrong = tp <= o, sl >= o
             tp_rel, sl_rel = ">", "<"
@@ -221,31 +219,37 @@ def validate_row(row: SignalRow, current_price: object, limits: SignalLimits) ->
         cp_profit_op = ">=" if is_long else "<="
         # L1-L2 / S1-S2
         if tp_wrong:
-            errors.append(f"{side}: price_take_profit ({s_tp}) must be {tp_rel} price_open ({s_o})")
+            errors.append(
+                f"{side}: price_take_profit ({js(raw_tp)}) must be {tp_rel} "
+                f"price_open ({js(raw_open)})"
+            )
         if sl_wrong:
-            errors.append(f"{side}: price_stop_loss ({s_sl}) must be {sl_rel} price_open ({s_o})")
+            errors.append(
+                f"{side}: price_stop_loss ({js(raw_sl)}) must be {sl_rel} "
+                f"price_open ({js(raw_open)})"
+            )
         # L3-L6 / S3-S6
         if not is_scheduled and cp_finite:
             if cp_stopped:
                 errors.append(
-                    f"{side} immediate: current_price ({s_cp}) {cp_stop_op} price_stop_loss "
-                    f"({s_sl}), stopped out at once"
+                    f"{side} immediate: current_price ({js(current_price)}) {cp_stop_op} "
+                    f"price_stop_loss ({js(raw_sl)}), stopped out at once"
                 )
             if cp_profit:
                 errors.append(
-                    f"{side} immediate: current_price ({s_cp}) {cp_profit_op} price_take_profit "
-                    f"({s_tp}), profit already passed"
+                    f"{side} immediate: current_price ({js(current_price)}) {cp_profit_op} "
+                    f"price_take_profit ({js(raw_tp)}), profit already passed"
                 )
         if is_scheduled and o_finite:
             if o_stopped:
                 errors.append(
-                    f"{side} scheduled: price_open ({s_o}) {cp_stop_op} price_stop_loss "
-                    f"({s_sl}), cancelled at activation"
+                    f"{side} scheduled: price_open ({js(raw_open)}) {cp_stop_op} price_stop_loss "
+                    f"({js(raw_sl)}), cancelled at activation"
                 )
             if o_profit:
                 errors.append(
-                    f"{side} scheduled: price_open ({s_o}) {cp_profit_op} price_take_profit "
-                    f"({s_tp}), closed at activation"
+                    f"{side} scheduled: price_open ({js(raw_open)}) {cp_profit_op} "
+                    f"price_take_profit ({js(raw_tp)}), closed at activation"
                 )
         # L7-L9 / S7-S9 (a NaN distance compares false, as in the reference)
         min_tp = limits.min_take_profit_percent
@@ -269,24 +273,30 @@ def validate_row(row: SignalRow, current_price: object, limits: SignalLimits) ->
 
     # 20-23
     minutes = _as_float(raw_minutes)
-    s_minutes = format_js_number(raw_minutes)
     if not _is_num(raw_minutes):
         errors.append(
-            f"minute_estimated_time must be a number type, got {s_minutes} "
+            f"minute_estimated_time must be a number type, got {format_js_number(raw_minutes)} "
             f"({_type_name(raw_minutes)})"
         )
     if minutes <= 0:
-        errors.append(f"minute_estimated_time must be positive, got {s_minutes}")
+        errors.append(
+            f"minute_estimated_time must be positive, got {format_js_number(raw_minutes)}"
+        )
     minutes_finite = math.isfinite(minutes)
     if not (minutes_finite and minutes.is_integer()):
-        errors.append(f"minute_estimated_time must be an integer (whole number), got {s_minutes}")
+        errors.append(
+            "minute_estimated_time must be an integer (whole number), "
+            f"got {format_js_number(raw_minutes)}"
+        )
     if not minutes_finite:
-        errors.append(f"minute_estimated_time must be a finite number, got {s_minutes}")
+        errors.append(
+            f"minute_estimated_time must be a finite number, got {format_js_number(raw_minutes)}"
+        )
     # 24
     max_life = limits.max_lifetime_minutes
     if max_life and minutes > max_life:
         errors.append(
-            f"minute_estimated_time too large ({s_minutes} minutes = "
+            f"minute_estimated_time too large ({format_js_number(raw_minutes)} minutes = "
             f"{to_fixed(minutes / 60 / 24, 1)} days), maximum {format_js_number(max_life)} "
             f"minutes ({to_fixed(max_life / 60 / 24, 0)} days)"
         )

@@ -21,6 +21,7 @@ import numpy as np
 from ..context import ExecutionContext, MethodContext, execution_context, method_context
 from ..core.exchange import ExchangeClient, first_empty_vwap_window, wall_clock_ms
 from ..core.frame import get_frame_timestamps
+from ..core.risk import reset_risk, risk_gate
 from ..core.strategy import ActivationDropped, StrategyClient
 from ..errors import BacktestKitError
 from ..events import (
@@ -36,7 +37,7 @@ from ..intervals import INTERVAL_MS, MINUTE_MS, iso
 from ..model.events import DoneContract, PerformanceContract, ProgressBacktestContract
 from ..model.results import CancelledResult, ClosedResult
 from ..runtime import Runtime, current
-from ..schema import ExchangeSchema, FrameSchema, StrategySchema, require
+from ..schema import ExchangeSchema, FrameSchema, SizingSchema, StrategySchema, require
 
 BacktestResult = ClosedResult | CancelledResult
 
@@ -337,6 +338,9 @@ class BacktestUtils:
         frame: FrameSchema = require("frame", frame_name, method)
         for risk in schema.risk_names():
             require("risk", risk, method)
+        sizing: SizingSchema | None = (
+            require("sizing", schema.sizing_name, method) if schema.sizing_name else None
+        )
         runtime.logger.info(
             method,
             {
@@ -349,7 +353,16 @@ class BacktestUtils:
         for hook in runtime.extensions.get("backtest_reset_hooks", ()):
             hook(symbol, strategy_name)
         exchange = exchange_client(runtime, exchange_schema, backtest=True)
-        strategy = StrategyClient(schema, exchange, runtime, symbol=symbol, backtest=True)
+        reset_risk(runtime, schema.risk_names(), backtest=True)  # 30 §4: profiles start empty
+        strategy = StrategyClient(
+            schema,
+            exchange,
+            runtime,
+            symbol=symbol,
+            backtest=True,
+            risk=risk_gate(runtime, schema.risk_names(), backtest=True),
+            sizing=sizing,
+        )
         runtime.strategy_clients[(symbol, strategy_name, True)] = strategy
         return _run_loop(runtime, symbol, strategy, exchange, frame, state), strategy
 

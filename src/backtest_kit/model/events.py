@@ -90,3 +90,87 @@ class PerformanceContract:
 
 
 __all__ = ["DoneContract", "PerformanceContract", "ProgressBacktestContract"]
+
+
+@dataclass(frozen=True, slots=True)
+class PartialProfitContract:
+    """A position reached a new profit milestone `level` (10 ... 100 % of the way to TP)
+    (60 §9.3). `data` is the active `SignalRow`; `timestamp` is the tick (live) or the
+    candle's open time (backtest)."""
+
+    symbol: str
+    strategy_name: str
+    exchange_name: str
+    data: Any
+    current_price: float
+    level: int
+    backtest: bool
+    timestamp: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "symbol": self.symbol,
+            "strategy_name": self.strategy_name,
+            "exchange_name": self.exchange_name,
+            "data": self.data.to_dict(),
+            "current_price": self.current_price,
+            "level": self.level,
+            "backtest": self.backtest,
+            "timestamp": self.timestamp,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PartialLossContract:
+    """A position reached a new loss milestone `level` (10 ... 100 % of the way to SL);
+    the level is positive (60 §9.3)."""
+
+    symbol: str
+    strategy_name: str
+    exchange_name: str
+    data: Any
+    current_price: float
+    level: int
+    backtest: bool
+    timestamp: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "symbol": self.symbol,
+            "strategy_name": self.strategy_name,
+            "exchange_name": self.exchange_name,
+            "data": self.data.to_dict(),
+            "current_price": self.current_price,
+            "level": self.level,
+            "backtest": self.backtest,
+            "timestamp": self.timestamp,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RiskContract:
+    """A risk profile rejected a signal (60 §5); `timestamp` is the execution time."""
+
+    symbol: str
+    pending_signal: Any
+    strategy_name: str
+    exchange_name: str
+    current_price: float
+    active_position_count: int
+    comment: str
+    timestamp: int
+    backtest: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        signal = self.pending_signal
+        return {
+            "symbol": self.symbol,
+            "pending_signal": signal.to_dict() if hasattr(signal, "to_dict") else signal,
+            "strategy_name": self.strategy_name,
+            "exchange_name": self.exchange_name,
+            "current_price": self.current_price,
+            "active_position_count": self.active_position_count,
+            "comment": self.comment,
+            "timestamp": self.timestamp,
+            "backtest": self.backtest,
+        }
