@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest soak bench-core clean
+.PHONY: demo test lint typecheck pytest soak bench-core bench-setup bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (set PYTHON=...)"; exit 1; }
@@ -32,6 +32,14 @@ soak: $(STAMP)
 
 bench-core: $(STAMP)
 	$(BIN)/python benchmarks/backtest_speed.py
+
+# peers (backtesting.py, backtrader, vectorbt, nautilus_trader) in their own venvs under
+# benchmarks/.venv-peers/, never in $(VENV); one that does not install is skipped by bench
+bench-setup: $(STAMP)
+	$(BIN)/python benchmarks/bench.py --setup
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

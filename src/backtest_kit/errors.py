@@ -39,4 +39,24 @@ class ExchangeError(BacktestKitError):
 
 
 class PersistError(BacktestKitError):
-    """Persisted state could not be read or written."""
+    """Persisted state could not be read or written.
+
+    For a stored value that cannot be decoded or fails its shape check (40 §3.3), `kind`
+    ("signal", "schedule", "risk", "partial"), `entity_name`, `entity_id` and `location` (an
+    absolute path for the file backend) say which value, and the message repeats them.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str | None = None,
+        entity_name: str | None = None,
+        entity_id: str | None = None,
+        location: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.entity_name = entity_name
+        self.entity_id = entity_id
+        self.location = location

@@ -57,7 +57,7 @@ class _Subscription:
     async def deliver(self, payload: Any) -> None:
         if not self.is_async:
             result = self.fn(payload)
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):  # None: the common case
                 await result
             return
         task = asyncio.current_task()
@@ -83,6 +83,7 @@ class EventBus:
         self._subs: dict[str, list[_Subscription]] = {}
         self.subscriptions = self._subs  # read-only view for hot loops: topic -> subscribers
         self._user_counts: dict[str, int] = {}
+        self.user_counts = self._user_counts  # read-only view for hot loops
 
     def subscribe(self, topic: str, fn: Listener, *, internal: bool = False) -> Unsubscribe:
         """Add `fn` to `topic`; `internal` marks framework collectors (not user observers)."""

@@ -14,6 +14,8 @@ from .logger import LoggerService
 
 if TYPE_CHECKING:
     from .events import EventBus
+    from .persist import PersistRegistry
+    from .report.collectors import ReportHub
 
 
 class Runtime:
@@ -21,10 +23,14 @@ class Runtime:
 
     def __init__(self) -> None:
         from .events import EventBus
+        from .persist import PersistRegistry
+        from .report.collectors import ReportHub
 
         self.config: Config = DEFAULT_CONFIG
         self.logger = LoggerService()
         self.bus: EventBus = EventBus(self)
+        # report collectors subscribe now, before any user listener can (80 §1.1)
+        self.reports: ReportHub = ReportHub(self)
         # registries: name -> frozen schema, in registration order
         self.exchanges: dict[str, Any] = {}
         self.strategies: dict[str, Any] = {}
@@ -45,6 +51,9 @@ class Runtime:
         }
         self.backtest_instances: dict[tuple[str, str], Any] = {}
         self.extensions: dict[str, Any] = {}
+        self.live_runs_active = 0  # use_persist_*_adapter refuses to swap during a live run
+        # persistence backends: factory per kind + memoised instances (40 §3.4)
+        self.persist: PersistRegistry = PersistRegistry()
 
 
 _current = Runtime()

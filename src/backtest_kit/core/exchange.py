@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -188,7 +189,8 @@ class ExchangeClient:
         self.backtest = backtest
         self.read_ahead = backtest  # switch kept for equivalence tests (50 §8.2)
         self.stores: dict[tuple[str, str], SeriesStore] = {}
-        self.sleep = asyncio.sleep
+        # seconds -> awaitable; a live run with a simulated clock replaces it (40 §9)
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     # -- the user's source ----------------------------------------------------------------
 
@@ -353,17 +355,27 @@ class ExchangeClient:
             )
         return candles
 
+    def stored_vwap(self, symbol: str, when: int) -> float | None:
+        """The VWAP at `when` when the store holds every candle of its window (no I/O, no
+        search: index arithmetic and the cached rolling VWAP), else None."""
+        if not self.read_ahead:
+            return None
+        store = self.stores.get((symbol, "1m"))
+        if store is None or store.exact:
+            return None
+        n = self.runtime.config.CC_AVG_PRICE_CANDLES_COUNT
+        end = when - when % MINUTE_MS
+        a = store.dense_index(end - n * MINUTE_MS, end - MINUTE_MS)
+        return store.vwap_at(a + n - 1, n) if a >= 0 else None
+
     async def vwap(self, symbol: str, when: int) -> float:
         """VWAP of the last N 1m candles closed at `when` (50 §7)."""
+        price = self.stored_vwap(symbol, when)
+        if price is not None:
+            return price
         n = self.runtime.config.CC_AVG_PRICE_CANDLES_COUNT
         end = when - when % MINUTE_MS
         lo, hi = end - n * MINUTE_MS, end - MINUTE_MS
-        if self.read_ahead:
-            store = self.stores.get((symbol, "1m"))
-            if store is not None and not store.exact:
-                a = store.dense_index(lo, hi)
-                if a >= 0:  # every slot holds a candle: index arithmetic, no search
-                    return store.vwap_at(a + n - 1, n)
         candles = await self.window(symbol, "1m", lo, hi)
         if len(candles) == 0:
             raise ExchangeError(

@@ -28,9 +28,11 @@ class RiskClient:
         self.backtest = backtest
         # key f"{strategy_name}:{symbol}" (the reference's key), in insertion order
         self.positions: dict[str, RiskActivePosition] = {}
+        self.loaded = False
 
     async def check(self, args: RiskCheckArgs) -> bool:
         """Run the validations in order; the first that raises rejects (60 §3.3)."""
+        await self.load()
         schema = self.schema
         positions = tuple(self.positions.values())
         payload = RiskValidationPayload(
@@ -84,7 +86,41 @@ class RiskClient:
             await call_user(callbacks.on_allowed, args.symbol, args)
         return True
 
-    def add(self, row: SignalRow, timestamp: int) -> None:
+    async def load(self) -> None:
+        """Live: read the stored registry once (40 §5); entries of strategies that are not
+        registered are kept and logged (nothing prunes them, 60 §4.3)."""
+        if self.backtest or self.loaded:
+            return
+        from ..persist import PersistRiskAdapter
+
+        stored = await PersistRiskAdapter.read_position_data(self.schema.risk_name)
+        self.positions = dict(stored)
+        for key, position in self.positions.items():
+            if position.strategy_name not in self.runtime.strategies:
+                self.runtime.logger.warn(
+                    "RiskClient.load: position of an unregistered strategy",
+                    {"risk_name": self.schema.risk_name, "key": key},
+                )
+        self.loaded = True
+
+    async def _save(self) -> None:
+        if self.backtest:
+            return
+        from ..persist import PersistRiskAdapter
+
+        try:
+            await PersistRiskAdapter.write_position_data(
+                list(self.positions.items()), self.schema.risk_name
+            )
+        except Exception as exc:  # derived state: reported, repaired at the next restore
+            self.runtime.logger.alert(
+                "RiskClient.save failed", {"risk_name": self.schema.risk_name, "error": str(exc)}
+            )
+            from ..events import ERROR
+
+            await self.runtime.bus.emit(ERROR, exc)
+
+    async def add(self, row: SignalRow, timestamp: int) -> None:
         key = f"{row.strategy_name}:{row.symbol}"
         self.positions[key] = RiskActivePosition(
             signal=row,
@@ -95,13 +131,18 @@ class RiskClient:
         self.runtime.logger.debug(
             "RiskClient.add", {"risk_name": self.schema.risk_name, "key": key}
         )
+        await self._save()
 
-    def remove(self, row: SignalRow) -> None:
-        key = f"{row.strategy_name}:{row.symbol}"
-        self.positions.pop(key, None)  # removing a missing key is a no-op
+    async def remove(self, row: SignalRow) -> None:
+        await self.remove_key(f"{row.strategy_name}:{row.symbol}")
+
+    async def remove_key(self, key: str) -> None:
+        if self.positions.pop(key, None) is None:
+            return  # removing a missing key is a no-op
         self.runtime.logger.debug(
             "RiskClient.remove", {"risk_name": self.schema.risk_name, "key": key}
         )
+        await self._save()
 
 
 class RiskGate:
@@ -117,13 +158,13 @@ class RiskGate:
                 allowed = False
         return allowed
 
-    def add(self, row: SignalRow, timestamp: int) -> None:
+    async def add(self, row: SignalRow, timestamp: int) -> None:
         for client in self.clients:
-            client.add(row, timestamp)
+            await client.add(row, timestamp)
 
-    def remove(self, row: SignalRow) -> None:
+    async def remove(self, row: SignalRow) -> None:
         for client in self.clients:
-            client.remove(row)
+            await client.remove(row)
 
 
 def risk_client(runtime: Runtime, risk_name: str, *, backtest: bool) -> RiskClient:
@@ -144,6 +185,11 @@ def risk_gate(runtime: Runtime, risk_names: tuple[str, ...], *, backtest: bool) 
 
 
 def reset_risk(runtime: Runtime, risk_names: tuple[str, ...], *, backtest: bool) -> None:
-    """Drop the clients of these profiles in one mode: the next use starts empty (60 §4.4)."""
+    """Empty these profiles' registries in one mode (60 §4.4): a backtest starts empty, a live
+    run reloads from the store. The client objects stay, so runs sharing a profile keep
+    sharing one registry (a strategy already running sees what a new one opens)."""
     for name in risk_names:
-        runtime.risk_clients.pop((name, backtest), None)
+        client: RiskClient | None = runtime.risk_clients.get((name, backtest))
+        if client is not None:
+            client.positions.clear()
+            client.loaded = False

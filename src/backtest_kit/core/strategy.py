@@ -11,15 +11,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
-import math
 from dataclasses import dataclass
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..context import execution_context
-from ..errors import BacktestKitError, ExchangeError, ValidationError
+from ..context import ExecutionContext, execution_context
+from ..errors import BacktestKitError, ExchangeError, PersistError, ValidationError
 from ..events import (
     ERROR,
     PARTIAL_LOSS,
@@ -88,6 +87,7 @@ class StrategyClient:
         self.sizing = sizing
         # closed positions of this run, for engine-applied sizing (60 §7.4)
         self.closed_money_pnl = 0.0
+        self.closed_count = 0
         self.wins: list[float] = []
         self.losses: list[float] = []
         self.exchange = exchange
@@ -103,6 +103,13 @@ class StrategyClient:
         self.scheduled: SignalRow | None = None
         self.last_signal_at: int | None = None
         self.stopped = False
+        # live only (40): the tick being evaluated, what restore() found, the pending ack
+        self.tick_when = 0
+        self.guard = 0
+        self.replay: TickResult | None = None
+        self.restored_callback: str | None = None
+        self.unacknowledged: TickResult | None = None
+        self.stop_requested = asyncio.Event()
 
     # -- members the engines use (20 §2) ------------------------------------------------------
 
@@ -159,7 +166,9 @@ class StrategyClient:
         due = last is None or when - last >= self.interval_ms
         if due:
             self.last_signal_at = when  # the slot is consumed before anything can fail
-        price = await self.exchange.vwap(self.symbol, when)
+        price = self.exchange.stored_vwap(self.symbol, when)
+        if price is None:
+            price = await self.exchange.vwap(self.symbol, when)
         if not due:
             return await self._idle(price)
         try:
@@ -168,6 +177,16 @@ class StrategyClient:
             await self._report_error("StrategyClient.get_signal failed", exc)
             return await self._idle(price)
         if raw is None or self.stopped:
+            cbs = self.callbacks
+            if cbs.on_idle is None and cbs.on_tick is None:  # the common case, without a hop
+                return IdleResult(
+                    signal=None,
+                    current_price=price,
+                    strategy_name=self.strategy_name,
+                    exchange_name=self.exchange_name,
+                    symbol=self.symbol,
+                    backtest=self.backtest,
+                )
             return await self._idle(price)
         config = self.runtime.config
         try:
@@ -245,7 +264,8 @@ class StrategyClient:
             except Exception as exc:
                 await self._report_error("StrategyClient.risk check failed", exc)
                 allowed = False
-            if not allowed:
+            if not allowed:  # the refused signal is dropped, durably first (40 §4.3)
+                await self._store("schedule", None, None, None)
                 self.scheduled = None
                 return await self._idle(price)
             return await self._activate(row, when)
@@ -287,7 +307,7 @@ class StrategyClient:
         await self._callback("on_tick", self.symbol, result, self.backtest)
         return result
 
-    # -- transitions and their callbacks (20 §1.3) -------------------------------------------
+    # -- transitions and their callbacks (20 §1.3); live: durable first (40 §4.3) -------------
 
     async def _idle(self, price: float) -> IdleResult:
         cbs = self.callbacks
@@ -305,94 +325,101 @@ class StrategyClient:
             await self._callback("on_tick", self.symbol, result, self.backtest)
         return result
 
+    def _result_fields(self, row: SignalRow, price: float) -> dict[str, Any]:
+        return {
+            "signal": row,
+            "current_price": price,
+            "strategy_name": self.strategy_name,
+            "exchange_name": self.exchange_name,
+            "symbol": self.symbol,
+            "backtest": self.backtest,
+        }
+
     async def _schedule(self, row: SignalRow, price: float) -> ScheduledResult:
+        result = ScheduledResult(**self._result_fields(row, price))
+        await self._store("schedule", "scheduling", row, result)
         self.scheduled = row
-        self.runtime.logger.info("StrategyClient.schedule", {"signal_id": row.id})
-        await self._callback("on_schedule", self.symbol, row, price, self.backtest)
-        result = ScheduledResult(
-            signal=row,
-            current_price=price,
-            strategy_name=self.strategy_name,
-            exchange_name=self.exchange_name,
-            symbol=self.symbol,
-            backtest=self.backtest,
-        )
-        await self._callback("on_tick", self.symbol, result, self.backtest)
+        await self._after_schedule(result)
         return result
 
-    async def _open(self, row: SignalRow) -> OpenedResult:
+    async def _after_schedule(self, result: ScheduledResult) -> None:
+        """The steps of a schedule after it is applied (also its replay after a crash)."""
+        row = result.signal
+        self.runtime.logger.info("StrategyClient.schedule", {"signal_id": row.id})
+        await self._callback("on_schedule", self.symbol, row, result.current_price, self.backtest)
+        await self._callback("on_tick", self.symbol, result, self.backtest)
+
+    async def _open(self, row: SignalRow, *, activation: bool = False) -> OpenedResult:
+        result = OpenedResult(**self._result_fields(row, row.price_open))
+        await self._store("signal", "opening", row, result)
+        if activation:
+            await self._store("schedule", None, None, None)
+            self.scheduled = None
         self.pending = row
         await self._callback("on_write", self.symbol, row, self.backtest)
         await self._risk_add(row)
-        await self._callback("on_open", self.symbol, row, row.price_open, self.backtest)
-        result = OpenedResult(
-            signal=row,
-            current_price=row.price_open,
-            strategy_name=self.strategy_name,
-            exchange_name=self.exchange_name,
-            symbol=self.symbol,
-            backtest=self.backtest,
-        )
-        await self._callback("on_tick", self.symbol, result, self.backtest)
+        await self._after_open(result)
         return result
 
+    async def _after_open(self, result: OpenedResult) -> None:
+        row = result.signal
+        await self._callback("on_open", self.symbol, row, row.price_open, self.backtest)
+        await self._callback("on_tick", self.symbol, result, self.backtest)
+
     async def _activate(self, row: SignalRow, at: int) -> OpenedResult:
-        self.scheduled = None
         self.runtime.logger.info("StrategyClient.activate", {"signal_id": row.id, "at": iso(at)})
-        return await self._open(dataclasses.replace(row, pending_at=at, is_scheduled=False))
+        activated = dataclasses.replace(row, pending_at=at, is_scheduled=False)
+        return await self._open(activated, activation=True)
 
     async def _close(
         self, row: SignalRow, price: float, reason: CloseReason, at: int
     ) -> ClosedResult:
         config = self.runtime.config
         pnl = to_pnl(row, price, slippage=config.CC_PERCENT_SLIPPAGE, fee=config.CC_PERCENT_FEE)
-        logger = self.runtime.logger
-        logger.info("StrategyClient.close", {"signal_id": row.id, "reason": reason})
-        if reason == "stop_loss" or (reason == "time_expired" and pnl.pnl_percentage < 0):
-            logger.warn(
-                "StrategyClient.close",
-                {"signal_id": row.id, "reason": reason, "pnl": pnl.pnl_percentage},
-            )
+        result = ClosedResult(
+            **self._result_fields(row, price), close_reason=reason, close_timestamp=at, pnl=pnl
+        )
+        await self._store("signal", "closing", row, result)
+        self.pending = None
+        self.closed_count += 1
         if pnl.pnl_percentage > 0:
             self.wins.append(pnl.pnl_percentage)
-        else:
+        elif pnl.pnl_percentage < 0:  # a break-even trade is neither (it counts in the total)
             self.losses.append(pnl.pnl_percentage)
         if row.cost is not None:
             self.closed_money_pnl += row.cost * pnl.pnl_percentage / 100
-        await self._callback("on_close", self.symbol, row, price, self.backtest)
-        await self._partial_clear(row)
-        await self._risk_remove(row)
-        self.pending = None
-        await self._callback("on_write", self.symbol, None, self.backtest)
-        result = ClosedResult(
-            signal=row,
-            current_price=price,
-            strategy_name=self.strategy_name,
-            exchange_name=self.exchange_name,
-            symbol=self.symbol,
-            backtest=self.backtest,
-            close_reason=reason,
-            close_timestamp=at,
-            pnl=pnl,
-        )
-        await self._callback("on_tick", self.symbol, result, self.backtest)
+        await self._after_close(result)
         return result
 
-    async def _cancel(self, row: SignalRow, price: float, at: int) -> CancelledResult:
-        self.scheduled = None
-        self.runtime.logger.info("StrategyClient.cancel", {"signal_id": row.id, "at": iso(at)})
-        await self._callback("on_cancel", self.symbol, row, price, self.backtest)
-        result = CancelledResult(
-            signal=row,
-            current_price=price,
-            strategy_name=self.strategy_name,
-            exchange_name=self.exchange_name,
-            symbol=self.symbol,
-            backtest=self.backtest,
-            close_timestamp=at,
-        )
+    async def _after_close(self, result: ClosedResult) -> None:
+        row, reason = result.signal, result.close_reason
+        logger = self.runtime.logger
+        logger.info("StrategyClient.close", {"signal_id": row.id, "reason": reason})
+        if reason == "stop_loss" or (reason == "time_expired" and result.pnl.pnl_percentage < 0):
+            logger.warn(
+                "StrategyClient.close",
+                {"signal_id": row.id, "reason": reason, "pnl": result.pnl.pnl_percentage},
+            )
+        await self._callback("on_close", self.symbol, row, result.current_price, self.backtest)
+        await self._partial_clear(row)
+        await self._risk_remove(row)
+        await self._callback("on_write", self.symbol, None, self.backtest)
         await self._callback("on_tick", self.symbol, result, self.backtest)
+
+    async def _cancel(self, row: SignalRow, price: float, at: int) -> CancelledResult:
+        result = CancelledResult(**self._result_fields(row, price), close_timestamp=at)
+        await self._store("schedule", "cancelling", row, result)
+        self.scheduled = None
+        await self._after_cancel(result)
         return result
+
+    async def _after_cancel(self, result: CancelledResult) -> None:
+        row = result.signal
+        self.runtime.logger.info(
+            "StrategyClient.cancel", {"signal_id": row.id, "at": iso(result.close_timestamp)}
+        )
+        await self._callback("on_cancel", self.symbol, row, result.current_price, self.backtest)
+        await self._callback("on_tick", self.symbol, result, self.backtest)
 
     async def _callback(self, name: str, *args: Any) -> None:
         """Run a strategy callback; a raising one is reported and the transition goes on."""
@@ -440,11 +467,11 @@ class StrategyClient:
 
     async def _risk_add(self, row: SignalRow) -> None:
         if self.risk is not None:
-            self.risk.add(row, row.pending_at)
+            await self.risk.add(row, row.pending_at)
 
     async def _risk_remove(self, row: SignalRow) -> None:
         if self.risk is not None:
-            self.risk.remove(row)
+            await self.risk.remove(row)
 
     async def _sized(self, row: SignalRow, at: int) -> SignalRow:
         """The row with `quantity` and `cost` from the strategy's sizing profile (60 §7.4);
@@ -465,12 +492,12 @@ class StrategyClient:
                 if not self.wins or not self.losses:
                     quantity = 0.0  # Kelly needs at least one win and one loss to estimate
                 else:
-                    total = len(self.wins) + len(self.losses)
                     avg_win = sum(self.wins) / len(self.wins)
                     avg_loss = -sum(self.losses) / len(self.losses)
-                    ratio = avg_win / avg_loss if avg_loss > 0 else math.inf
                     params = dataclasses.replace(
-                        params, win_rate=len(self.wins) / total, win_loss_ratio=ratio
+                        params,
+                        win_rate=len(self.wins) / self.closed_count,
+                        win_loss_ratio=avg_win / avg_loss,
                     )
                     quantity = await calculate(schema, params)
             else:
@@ -481,7 +508,8 @@ class StrategyClient:
                     params = dataclasses.replace(params, atr=wilder_atr(candles))
                 quantity = await calculate(schema, params)
         except ValidationError as exc:
-            line = f"sizing: {exc}"
+            text = str(exc)
+            line = text if text.startswith("sizing: ") else f"sizing: {text}"
             raise ValidationError(
                 f"Invalid signal for {row.position} position:\n{line}", errors=(line,), signal=row
             ) from exc
@@ -506,16 +534,21 @@ class StrategyClient:
     ) -> None:
         """Emit each milestone level newly reached by this evaluation, ascending (60 §9.2)."""
         profit, loss = self._levels(row)
+        reached = False
         if percent_tp > 0:
             for level in LEVELS:
                 if percent_tp >= level and level not in profit:
                     profit.add(level)
+                    reached = True
                     await self._emit_milestone(PARTIAL_PROFIT, row, price, level, at)
         elif percent_sl > 0:
             for level in LEVELS:
                 if percent_sl >= level and level not in loss:
                     loss.add(level)
+                    reached = True
                     await self._emit_milestone(PARTIAL_LOSS, row, price, level, at)
+        if reached:
+            await self._save_partial({row.id: (profit, loss)})
 
     async def _emit_milestone(
         self, topic: str, row: SignalRow, price: float, level: int, at: int
@@ -554,7 +587,19 @@ class StrategyClient:
             )
 
     async def _partial_clear(self, row: SignalRow) -> None:
-        self.runtime.partial_levels[self.backtest].pop(row.id, None)
+        if self.runtime.partial_levels[self.backtest].pop(row.id, None) is not None:
+            await self._save_partial({})
+
+    async def _save_partial(self, data: dict[str, tuple[set[int], set[int]]]) -> None:
+        """Live: write this position's milestone levels (60 §9.5); reported on failure."""
+        if self.backtest:
+            return
+        from ..persist import PersistPartialAdapter
+
+        try:
+            await PersistPartialAdapter.write_partial_data(data, self.symbol, self.strategy_name)
+        except Exception as exc:
+            await self._report_error("StrategyClient.partial save failed", exc)
 
     def _wants_partial(self) -> bool:
         cbs = self.callbacks
@@ -563,6 +608,193 @@ class StrategyClient:
             or cbs.on_partial_loss is not None
             or self._milestones_listened()
         )
+
+    # -- live: durable state, acknowledgements, recovery and replay (40 §2, §4.3, §5) -------
+
+    async def _store(
+        self,
+        kind: str,
+        phase: str | None,
+        row: SignalRow | None,
+        result: TickResult | None,
+    ) -> None:
+        """Write a live state record before the transition it announces (backtests: never)."""
+        if self.backtest:
+            return
+        from ..model.state import SignalState
+        from ..persist import PersistScheduleAdapter, PersistSignalAdapter
+
+        state = SignalState(phase, row, result, self.tick_when)  # type: ignore[arg-type]
+        if kind == "signal":
+            await PersistSignalAdapter.write_signal_state(state, self.symbol, self.strategy_name)
+        else:
+            await PersistScheduleAdapter.write_schedule_state(
+                state, self.symbol, self.strategy_name
+            )
+
+    async def acknowledge(self, result: TickResult) -> None:
+        """After delivery: record that the transition's result reached the consumer (40 §4.3).
+        A failed write is reported and retried at the start of the next tick."""
+        if self.backtest:
+            return
+        self.unacknowledged = result
+        try:
+            await self._write_ack()
+        except Exception as exc:
+            await self._report_error("StrategyClient.acknowledge failed", exc)
+
+    async def _write_ack(self) -> None:
+        result = self.unacknowledged
+        if result is None:
+            return
+        row = result.signal
+        if result.action == "opened":
+            await self._store("signal", "open", row, None)
+        elif result.action == "closed":
+            await self._store("signal", None, None, None)
+        elif result.action == "scheduled":
+            await self._store("schedule", "waiting", row, None)
+        elif result.action == "cancelled":
+            await self._store("schedule", None, None, None)
+        self.unacknowledged = None
+
+    def request_stop(self) -> None:
+        """`stop()` plus waking the live loop's pause (40 §2.3)."""
+        self.stop()
+        self.stop_requested.set()
+
+    async def restore(self) -> None:
+        """Read the stored state back before the first live tick and reconcile it (40 §5)."""
+        from ..persist import (
+            PersistPartialAdapter,
+            PersistRiskAdapter,
+            PersistScheduleAdapter,
+            PersistSignalAdapter,
+        )
+
+        logger = self.runtime.logger
+        signal = await PersistSignalAdapter.read_signal_state(self.symbol, self.strategy_name)
+        schedule = await PersistScheduleAdapter.read_schedule_state(self.symbol, self.strategy_name)
+        signal = self._own(signal, "signal")
+        schedule = self._own(schedule, "schedule")
+        self.tick_when = max(signal.tick_at, schedule.tick_at)
+        if signal.signal is not None and schedule.signal is not None:
+            if signal.signal.id != schedule.signal.id:
+                raise PersistError(
+                    f"live state of {self.symbol}_{self.strategy_name} holds a position "
+                    f"{signal.signal.id!r} and a different waiting signal {schedule.signal.id!r}",
+                    kind="signal",
+                    entity_name=f"{self.symbol}_{self.strategy_name}",
+                    entity_id=self.symbol,
+                    location=f"signal and schedule stores of {self.symbol}_{self.strategy_name}",
+                )
+            # a crash inside an activation: the position was written, the schedule not cleared
+            await self._store("schedule", None, None, None)
+            schedule = type(schedule).empty(schedule.tick_at)
+        self.guard = max(signal.tick_at, schedule.tick_at)
+        self.replay = None
+        self.restored_callback = None
+        if signal.phase in ("opening", "open"):
+            self.pending = signal.signal
+        if schedule.phase in ("scheduling", "waiting"):
+            self.scheduled = schedule.signal
+        if signal.phase in ("opening", "closing"):
+            self.replay = signal.result
+        elif schedule.phase in ("scheduling", "cancelling"):
+            self.replay = schedule.result
+        elif signal.phase == "open":
+            self.restored_callback = "on_active"
+        elif schedule.phase == "waiting":
+            self.restored_callback = "on_schedule"
+        # risk is derived state: registered iff a position is restored (I7)
+        holding = signal.signal if signal.phase in ("opening", "open") else None
+        key = f"{self.strategy_name}:{self.symbol}"
+        if self.risk is not None:
+            for client in self.risk.clients:
+                await client.load()
+                present = key in client.positions
+                if holding is not None and not present:
+                    await client.add(holding, holding.pending_at)
+                elif holding is None and present:
+                    await client.remove_key(key)
+        # partial levels: only for the restored position
+        levels = await PersistPartialAdapter.read_partial_data(self.symbol, self.strategy_name)
+        store = self.runtime.partial_levels[False]
+        kept = {k: v for k, v in levels.items() if holding is not None and k == holding.id}
+        for signal_id, value in kept.items():
+            store[signal_id] = value
+        if kept != levels:
+            await PersistPartialAdapter.write_partial_data(kept, self.symbol, self.strategy_name)
+        _ = PersistRiskAdapter
+        logger.info(
+            "StrategyClient.restore",
+            {
+                "symbol": self.symbol,
+                "strategy_name": self.strategy_name,
+                "position": signal.phase,
+                "schedule": schedule.phase,
+                "guard": self.guard,
+            },
+        )
+
+    def _own(self, state: Any, kind: str) -> Any:
+        """A record of another exchange or strategy is ignored, with a warning (40 §5 step 2)."""
+        row = state.signal
+        if row is None:
+            return state
+        if row.exchange_name != self.exchange_name or row.strategy_name != self.strategy_name:
+            self.runtime.logger.alert(
+                "StrategyClient.restore: ignoring a record of another run",
+                {
+                    "kind": kind,
+                    "entity": f"{self.symbol}_{self.strategy_name}",
+                    "exchange_name": row.exchange_name,
+                    "strategy_name": row.strategy_name,
+                },
+            )
+            return type(state).empty(state.tick_at)
+        return state
+
+    async def live_tick(self, when: int) -> TickResult | None:
+        """One live tick at `when`: the pending acknowledgement, the restore callbacks, a
+        replay of a transition a crash interrupted, the guard, then `tick()` (40 §2, §5)."""
+        self.tick_when = when
+        token = execution_context.set(ExecutionContext(self.symbol, when, False))
+        try:
+            await self._write_ack()  # raises while the store is down: the tick fails
+            if self.restored_callback is not None:
+                price = await self.exchange.vwap(self.symbol, when)
+                row = self.pending if self.restored_callback == "on_active" else self.scheduled
+                name, self.restored_callback = self.restored_callback, None
+                if row is not None:
+                    await self._callback(name, self.symbol, row, price, False)
+            if self.replay is not None:
+                return await self._replay()
+            if when <= self.guard:
+                return None  # this instant was evaluated before the restart
+            return await self.tick()
+        finally:
+            execution_context.reset(token)
+
+    async def _replay(self) -> TickResult:
+        """Finish a transition whose intent was stored but not acknowledged (40 §5 (b))."""
+        result = self.replay
+        assert result is not None and result.signal is not None
+        self.replay = None
+        self.runtime.logger.info(
+            "StrategyClient.replay", {"signal_id": result.signal.id, "action": result.action}
+        )
+        if isinstance(result, OpenedResult):
+            await self._after_open(result)
+        elif isinstance(result, ClosedResult):
+            self.pending = None
+            await self._after_close(result)
+        elif isinstance(result, ScheduledResult):
+            await self._after_schedule(result)
+        elif isinstance(result, CancelledResult):
+            self.scheduled = None
+            await self._after_cancel(result)
+        return result
 
     # -- the backtest fast-forward (20 §5) ----------------------------------------------------
 

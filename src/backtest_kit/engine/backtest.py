@@ -12,8 +12,9 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,10 +33,13 @@ from ..events import (
     PERFORMANCE,
     SIGNAL,
     SIGNAL_BACKTEST,
+    EventBus,
 )
 from ..intervals import INTERVAL_MS, MINUTE_MS, iso
 from ..model.events import DoneContract, PerformanceContract, ProgressBacktestContract
 from ..model.results import CancelledResult, ClosedResult
+from ..report import facades as report_facades
+from ..report.records import BacktestStatistics
 from ..runtime import Runtime, current
 from ..schema import ExchangeSchema, FrameSchema, SizingSchema, StrategySchema, require
 
@@ -68,23 +72,47 @@ class _PerfChain:
         self.previous: int | None = None
         self.symbol, self.strategy, self.exchange = symbol, strategy, exchange
 
-    async def emit(self, metric_type: str, started: float) -> None:
+    def record(self, metric_type: str, started: float) -> Awaitable[None] | None:
+        """Take a sample; an awaitable is returned only when a user listens (then the sample
+        travels the bus), else the report collector gets its fields directly."""
         bus = self.runtime.bus
         if not bus.has_listeners(PERFORMANCE):
-            return
+            return None
         now = wall_clock_ms()
-        sample = PerformanceContract(
-            timestamp=now,
-            previous_timestamp=self.previous,
-            metric_type=metric_type,
-            duration=(time.perf_counter() - started) * 1000,
-            strategy_name=self.strategy,
-            exchange_name=self.exchange,
-            symbol=self.symbol,
-            backtest=True,
+        duration = (time.perf_counter() - started) * 1000
+        previous, self.previous = self.previous, now
+        if not bus.has_user_listeners(PERFORMANCE):
+            self.runtime.reports.record_performance(
+                (
+                    now,
+                    previous,
+                    metric_type,
+                    duration,
+                    True,
+                    self.strategy,
+                    self.exchange,
+                    self.symbol,
+                )
+            )
+            return None
+        return bus.emit(
+            PERFORMANCE,
+            PerformanceContract(
+                timestamp=now,
+                previous_timestamp=previous,
+                metric_type=metric_type,
+                duration=duration,
+                strategy_name=self.strategy,
+                exchange_name=self.exchange,
+                symbol=self.symbol,
+                backtest=True,
+            ),
         )
-        self.previous = now
-        await bus.emit(PERFORMANCE, sample)
+
+    async def emit(self, metric_type: str, started: float) -> None:
+        pending = self.record(metric_type, started)
+        if pending is not None:
+            await pending
 
 
 async def _run_loop(
@@ -115,18 +143,34 @@ async def _run_loop(
             return min(total, max(lo, k))
 
         subs = bus.subscriptions  # topic -> subscribers, read without a call per frame
+        users = bus.user_counts
         i = 0
         finished = True
         fast_path = runtime.extensions.get("skip_idle_frames", True)
         callbacks = strategy.callbacks
-        n = runtime.config.CC_AVG_PRICE_CANDLES_COUNT
+        stores = exchange.stores
         while i < total:
             if fast_path and not strategy.stopped:
                 nxt = strategy.next_ask_at
                 if nxt is not None and first_time + i * step < nxt:
                     j = first_frame_at_or_after(nxt, i)
                     if j > i and not _idle_observed(runtime, callbacks):
-                        i += await _skippable(runtime, exchange, symbol, times, i, j)
+                        # the common case first: every skipped frame's VWAP window is full
+                        first = first_time + i * step - (first_time + i * step) % MINUTE_MS
+                        last = first_time + (j - 1) * step
+                        store = stores.get((symbol, "1m"))
+                        if (
+                            store is not None
+                            and not store.exact
+                            and store.dense_index(
+                                first - runtime.config.CC_AVG_PRICE_CANDLES_COUNT * MINUTE_MS,
+                                last - last % MINUTE_MS - MINUTE_MS,
+                            )
+                            >= 0
+                        ):
+                            i = j
+                        else:
+                            i += await _skippable(runtime, exchange, symbol, times, i, j)
                 if i >= total:
                     break
             when = first_time + i * step
@@ -154,15 +198,20 @@ async def _run_loop(
                     await _recoverable(runtime, exc, "tick failed, skipping timeframe", when)
                     i += 1
                     continue
-                if subs.get(SIGNAL_BACKTEST) or subs.get(SIGNAL):
+                # backtest idle results feed no report collector: they are emitted only for
+                # user listeners (85 §1 lets an event nobody consumes be skipped)
+                if res.action != "idle" or (
+                    users.get(SIGNAL) or users.get(SIGNAL_BACKTEST)  # user idle listeners
+                ):
                     await strategy.emit_result(res)
                 if res.action == "idle":
                     if strategy.stopped:  # check B
                         i += 1
                         finished = False
                         break
-                    if subs.get(PERFORMANCE):
-                        await chain.emit("backtest_timeframe", t_frame)
+                    pending = chain.record("backtest_timeframe", t_frame)
+                    if pending is not None:
+                        await pending
                     i += 1
                     continue
                 t_signal = time.perf_counter()
@@ -175,7 +224,9 @@ async def _run_loop(
                         horizon += runtime.config.CC_SCHEDULE_AWAIT_MINUTES
                     try:
                         candles = await exchange.forward_view(
-                            symbol, when - n * MINUTE_MS, when + horizon * MINUTE_MS
+                            symbol,
+                            when - runtime.config.CC_AVG_PRICE_CANDLES_COUNT * MINUTE_MS,
+                            when + horizon * MINUTE_MS,
                         )
                     except Exception as exc:
                         await _recoverable(runtime, exc, "forward candles failed", when)
@@ -243,14 +294,18 @@ async def _run_loop(
         method_context.reset(token)
 
 
+def _idle_observed_by_listeners(bus: EventBus) -> bool:
+    """Does a user listen to backtest signal results? (the collectors ignore idle ones)"""
+    users = bus.user_counts
+    return bool(users.get(SIGNAL) or users.get(SIGNAL_BACKTEST))
+
+
 def _idle_observed(runtime: Runtime, callbacks: Any) -> bool:
     """Would anything see an idle tick? (30 §8 (a): idle callbacks or user signal listeners)"""
-    bus = runtime.bus
     return (
         callbacks.on_idle is not None
         or callbacks.on_tick is not None
-        or bus.has_user_listeners(SIGNAL)
-        or bus.has_user_listeners(SIGNAL_BACKTEST)
+        or _idle_observed_by_listeners(runtime.bus)
     )
 
 
@@ -350,8 +405,7 @@ class BacktestUtils:
                 "frame_name": frame_name,
             },
         )
-        for hook in runtime.extensions.get("backtest_reset_hooks", ()):
-            hook(symbol, strategy_name)
+        runtime.reports.clear_run(symbol, strategy_name, backtest=True)  # 30 §4
         exchange = exchange_client(runtime, exchange_schema, backtest=True)
         reset_risk(runtime, schema.risk_names(), backtest=True)  # 30 §4: profiles start empty
         strategy = StrategyClient(
@@ -364,6 +418,9 @@ class BacktestUtils:
             sizing=sizing,
         )
         runtime.strategy_clients[(symbol, strategy_name, True)] = strategy
+        # the HTML report draws the price of the run's exchange over its frame (97 §5)
+        runs = runtime.extensions.setdefault("backtest_runs", {})
+        runs[(symbol, strategy_name)] = (exchange_name, frame_name)
         return _run_loop(runtime, symbol, strategy, exchange, frame, state), strategy
 
     def run(
@@ -469,6 +526,36 @@ class BacktestUtils:
             }
             for inst in current().backtest_instances.values()
         ]
+
+    # -- reports (80 §2, §3, §1.7) ------------------------------------------------------------
+
+    async def get_data(self, symbol: str, strategy_name: str) -> BacktestStatistics:
+        """Statistics of every closed trade of the last backtest of the pair (80 §2)::
+
+        stats = await bk.Backtest.get_data("BTCUSDT", "sma")
+        print(stats.sharpe_ratio, stats.win_rate); df = stats.to_pandas()
+        """
+        return await report_facades.backtest_get_data(symbol, strategy_name)
+
+    async def get_report(
+        self, symbol: str, strategy_name: str, columns: Iterable[Any] | None = None
+    ) -> str:
+        """The backtest report as Markdown (80 §3); `columns` overrides the configured
+        `backtest_columns` (column objects, or keys such as `["signalId", "pnl"]`)."""
+        return await report_facades.backtest_get_report(symbol, strategy_name, columns)
+
+    async def dump(
+        self,
+        symbol: str,
+        strategy_name: str,
+        path: str | Path = "./dump/backtest",
+        columns: Iterable[Any] | None = None,
+        format: str = "md",
+    ) -> Path | None:
+        """Write the report to `path/{symbol}_{strategy_name}.md`, or with `format="html"` the
+        self-contained page `{symbol}_{strategy_name}.html` (97 §5, extra `plot`); returns the
+        file written (`None` when writing failed: logged, not raised)."""
+        return await report_facades.backtest_dump(symbol, strategy_name, path, columns, format)
 
 
 async def _collect(generator: AsyncIterator[BacktestResult]) -> list[BacktestResult]:
