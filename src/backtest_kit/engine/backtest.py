@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..context import ExecutionContext, MethodContext, execution_context, method_context
-from ..core.exchange import ExchangeClient, first_empty_vwap_window, wall_clock_ms
+from ..core.exchange import ExchangeClient, first_empty_vwap_window
 from ..core.frame import get_frame_timestamps
 from ..core.risk import reset_risk, risk_gate
 from ..core.strategy import ActivationDropped, StrategyClient
@@ -71,29 +71,22 @@ class _PerfChain:
         self.runtime = runtime
         self.previous: int | None = None
         self.symbol, self.strategy, self.exchange = symbol, strategy, exchange
+        self.sink: Any = None  # the Performance collector's deque of this run
 
     def record(self, metric_type: str, started: float) -> Awaitable[None] | None:
         """Take a sample; an awaitable is returned only when a user listens (then the sample
         travels the bus), else the report collector gets its fields directly."""
         bus = self.runtime.bus
-        if not bus.has_listeners(PERFORMANCE):
+        if not bus.subscriptions.get(PERFORMANCE):
             return None
-        now = wall_clock_ms()
+        now = time.time_ns() // 1_000_000
         duration = (time.perf_counter() - started) * 1000
         previous, self.previous = self.previous, now
-        if not bus.has_user_listeners(PERFORMANCE):
-            self.runtime.reports.record_performance(
-                (
-                    now,
-                    previous,
-                    metric_type,
-                    duration,
-                    True,
-                    self.strategy,
-                    self.exchange,
-                    self.symbol,
-                )
-            )
+        if not bus.user_counts.get(PERFORMANCE):
+            if self.sink is None:
+                self.sink = self.runtime.reports.performance_sink(self.symbol, self.strategy, True)
+            sample = (now, previous, metric_type, duration, True)
+            self.sink.append((*sample, self.strategy, self.exchange, self.symbol))
             return None
         return bus.emit(
             PERFORMANCE,

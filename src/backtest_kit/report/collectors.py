@@ -280,6 +280,15 @@ class ReportHub:
             rows = self.performance[key] = deque(maxlen=PERFORMANCE_CAP)
         rows.append(sample)
 
+    def performance_sink(self, symbol: str, strategy_name: str, backtest: bool) -> deque[Any]:
+        """The deque `record_performance` appends to for this run: a hot loop may append the
+        sample fields to it directly."""
+        key = (symbol or "global", strategy_name or "global", backtest)
+        rows = self.performance.get(key)
+        if rows is None:
+            rows = self.performance[key] = deque(maxlen=PERFORMANCE_CAP)
+        return rows
+
     def record_performance(self, fields: PerformanceFields) -> None:
         """The engine's shortcut when no user listens to `performance`: the sample's fields,
         made a `PerformanceContract` only if it is still among the newest when read."""
