@@ -255,19 +255,12 @@ class StrategyClient:
         ):
             return await self._cancel(row, price, when)
         if price <= row.price_open if long else price >= row.price_open:
-            try:
-                row = await self._sized(row, when)
-                allowed = await self._risk_allows(row, row.price_open, when)
-            except ValidationError as exc:
-                await self._reject(exc)
-                allowed = False
-            except Exception as exc:
-                await self._report_error("StrategyClient.risk check failed", exc)
-                allowed = False
-            if not allowed:  # the refused signal is dropped, durably first (40 §4.3)
+            sized = await self._activation_allowed(row, when)
+            if sized is None:  # the refused signal is dropped, durably first (40 §4.3)
                 await self._store("schedule", None, None, None)
                 self.scheduled = None
                 return await self._idle(price)
+            row = sized
             return await self._activate(row, when)
         result = ActiveResult(
             signal=row,
@@ -450,6 +443,19 @@ class StrategyClient:
             "StrategyClient.validation", {"strategy_name": self.strategy_name, "error": str(exc)}
         )
         await self.runtime.bus.emit(VALIDATION, exc)
+
+    async def _activation_allowed(self, row: SignalRow, at: int) -> SignalRow | None:
+        """A waiting row reaching its price: sized, then risk check C (60 §3.4); the row to
+        open, or None when sizing or risk refused it (each refusal reported)."""
+        try:
+            sized = await self._sized(row, at)
+            if await self._risk_allows(sized, sized.price_open, at):
+                return sized
+        except ValidationError as exc:
+            await self._reject(exc)
+        except Exception as exc:
+            await self._report_error("StrategyClient.risk check failed", exc)
+        return None
 
     async def _risk_allows(self, row: SignalRow, price: float, when: int) -> bool:
         if self.risk is None:
@@ -840,19 +846,11 @@ class StrategyClient:
         if self.stopped:
             self.scheduled = None
             return ActivationDropped(at)
-        try:
-            row = await self._sized(row, at)
-            allowed = await self._risk_allows(row, row.price_open, at)
-        except ValidationError as exc:
-            await self._reject(exc)
-            allowed = False
-        except Exception as exc:
-            await self._report_error("StrategyClient.risk check failed", exc)
-            allowed = False
-        if not allowed:
+        sized = await self._activation_allowed(row, at)
+        if sized is None:
             self.scheduled = None
             return ActivationDropped(at)
-        opened = await self._activate(row, at)
+        opened = await self._activate(sized, at)
         await self.emit_result(opened)  # [deviation] 02 §3: backtest activations are events
         return await self._forward_pending(opened.signal, w, j + 1)
 

@@ -93,10 +93,9 @@ __all__ = ["DoneContract", "PerformanceContract", "ProgressBacktestContract"]
 
 
 @dataclass(frozen=True, slots=True)
-class PartialProfitContract:
-    """A position reached a new profit milestone `level` (10 ... 100 % of the way to TP)
-    (60 §9.3). `data` is the active `SignalRow`; `timestamp` is the tick (live) or the
-    candle's open time (backtest)."""
+class _PartialContract:
+    """The fields of a milestone event (60 §9.3): `data` is the active `SignalRow`;
+    `timestamp` is the tick (live) or the candle's open time (backtest)."""
 
     symbol: str
     strategy_name: str
@@ -121,30 +120,14 @@ class PartialProfitContract:
 
 
 @dataclass(frozen=True, slots=True)
-class PartialLossContract:
-    """A position reached a new loss milestone `level` (10 ... 100 % of the way to SL);
-    the level is positive (60 §9.3)."""
+class PartialProfitContract(_PartialContract):
+    """A position reached a new profit milestone `level` (10 ... 100 % of the way to TP)."""
 
-    symbol: str
-    strategy_name: str
-    exchange_name: str
-    data: Any
-    current_price: float
-    level: int
-    backtest: bool
-    timestamp: int
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "symbol": self.symbol,
-            "strategy_name": self.strategy_name,
-            "exchange_name": self.exchange_name,
-            "data": self.data.to_dict(),
-            "current_price": self.current_price,
-            "level": self.level,
-            "backtest": self.backtest,
-            "timestamp": self.timestamp,
-        }
+@dataclass(frozen=True, slots=True)
+class PartialLossContract(_PartialContract):
+    """A position reached a new loss milestone `level` (10 ... 100 % of the way to SL); the
+    level is positive."""
 
 
 @dataclass(frozen=True, slots=True)
