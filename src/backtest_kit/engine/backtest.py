@@ -29,7 +29,6 @@ from ..events import (
     BACKTEST_PROGRESS,
     DONE_BACKTEST,
     ERROR,
-    EXIT,
     PERFORMANCE,
     SIGNAL,
     SIGNAL_BACKTEST,
@@ -42,6 +41,7 @@ from ..report import facades as report_facades
 from ..report.records import BacktestStatistics
 from ..runtime import Runtime, current
 from ..schema import ExchangeSchema, FrameSchema, SizingSchema, StrategySchema, require
+from .background import start_background
 
 BacktestResult = ClosedResult | CancelledResult
 
@@ -469,32 +469,21 @@ class BacktestUtils:
         )
         runtime = current()
 
-        async def drain() -> None:
-            try:
-                async for _ in generator:
-                    pass
-            except Exception as exc:
-                inst.status = "rejected"
-                runtime.logger.alert(
-                    "Backtest.background failed", {"error": f"{type(exc).__name__}: {exc}"}
-                )
-                await runtime.bus.emit(EXIT, exc)
-                return
-            inst.status = "fulfilled"
-            await runtime.bus.emit(
-                DONE_BACKTEST,
-                DoneContract(
-                    exchange_name=exchange_name,
-                    strategy_name=strategy_name,
-                    backtest=True,
-                    symbol=symbol,
-                    walker_name=None,
-                    stopped=state.stopped,
-                ),
-            )
-
-        inst.status = "pending"
-        inst.task = asyncio.get_running_loop().create_task(drain())
+        inst.task = start_background(
+            runtime,
+            inst,
+            generator,
+            method="Backtest.background",
+            done_topic=DONE_BACKTEST,
+            make_done=lambda: DoneContract(
+                exchange_name=exchange_name,
+                strategy_name=strategy_name,
+                backtest=True,
+                symbol=symbol,
+                walker_name=None,
+                stopped=state.stopped,
+            ),
+        )
         return BacktestCancel(strategy, inst.task)
 
     async def stop(self, symbol: str, strategy_name: str) -> None:

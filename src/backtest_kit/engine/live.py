@@ -20,12 +20,13 @@ from ..context import ExecutionContext, MethodContext, execution_context, method
 from ..core.risk import reset_risk, risk_gate
 from ..core.strategy import StrategyClient
 from ..errors import BacktestKitError, PersistError
-from ..events import DONE_LIVE, ERROR, EXIT, PERFORMANCE
+from ..events import DONE_LIVE, ERROR, PERFORMANCE
 from ..model.events import DoneContract, PerformanceContract
 from ..model.results import CancelledResult, ClosedResult, OpenedResult
 from ..report.facades import LiveReports
 from ..runtime import Runtime, current
 from ..schema import ExchangeSchema, SizingSchema, StrategySchema, require
+from .background import start_background
 from .backtest import exchange_client, run_coroutine_sync
 
 if TYPE_CHECKING:
@@ -290,7 +291,7 @@ class LiveUtils(LiveReports):
     ) -> LiveCancel:
         """Start the live run as an asyncio task; returns `cancel()`, a graceful stop request."""
         try:
-            loop = asyncio.get_running_loop()
+            asyncio.get_running_loop()
         except RuntimeError:
             raise BacktestKitError(
                 "Live.background needs a running event loop (inside `async def main()` "
@@ -303,32 +304,21 @@ class LiveUtils(LiveReports):
         inst = self._instance(symbol, strategy_name)
         runtime = current()
 
-        async def drain() -> None:
-            try:
-                async for _ in generator:
-                    pass
-            except Exception as exc:
-                inst.status = "rejected"
-                runtime.logger.alert(
-                    "Live.background failed", {"error": f"{type(exc).__name__}: {exc}"}
-                )
-                await runtime.bus.emit(EXIT, exc)
-                return
-            inst.status = "fulfilled"
-            await runtime.bus.emit(
-                DONE_LIVE,
-                DoneContract(
-                    exchange_name=exchange_name,
-                    strategy_name=strategy_name,
-                    backtest=False,
-                    symbol=symbol,
-                    walker_name=None,
-                    stopped=state.stopped,
-                ),
-            )
-
-        inst.status = "pending"
-        inst.task = loop.create_task(drain())
+        inst.task = start_background(
+            runtime,
+            inst,
+            generator,
+            method="Live.background",
+            done_topic=DONE_LIVE,
+            make_done=lambda: DoneContract(
+                exchange_name=exchange_name,
+                strategy_name=strategy_name,
+                backtest=False,
+                symbol=symbol,
+                walker_name=None,
+                stopped=state.stopped,
+            ),
+        )
         return LiveCancel(strategy, inst.task)
 
     async def stop(self, symbol: str, strategy_name: str) -> None:
