@@ -328,16 +328,15 @@ def _run_with_progress(
     import backtest_kit as bk
 
     async def run() -> list[Any]:
-        bar: Any = None
+        bars: list[Any] = []  # created at the first event, when the frame count is known
         if show:
             from tqdm import tqdm
 
-            bar = tqdm(total=0, unit=" frames", unit_scale=True, leave=True)
-
             def on_progress(event: bk.ProgressBacktestContract) -> None:
+                if not bars:
+                    bars.append(tqdm(total=event.total_frames, unit=" frames", unit_scale=True))
                 # frames the engine jumps over (idle time, open positions) arrive in one step
-                bar.total = event.total_frames
-                bar.update(event.processed_frames - bar.n)
+                bars[0].update(event.processed_frames - bars[0].n)
 
             bk.listen_backtest_progress(on_progress)
         try:
@@ -348,7 +347,7 @@ def _run_with_progress(
                 )
             ]
         finally:
-            if bar is not None:
+            for bar in bars:
                 bar.close()
 
     return asyncio.run(run())
