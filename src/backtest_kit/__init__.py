@@ -17,6 +17,8 @@ from .context import ExecutionContext, MethodContext
 from .core.sizing import PositionSize, SizingCalculateParams
 from .engine.backtest import Backtest, BacktestCancel
 from .engine.live import Live, LiveCancel
+from .engine.sweep import sweep
+from .engine.walker import Walker, WalkerCancel
 from .errors import (
     BacktestKitError,
     ConfigError,
@@ -88,6 +90,7 @@ from .model.results import (
 )
 from .model.risk import RiskActivePosition, RiskCheckArgs, RiskValidationPayload
 from .model.signal import Signal, SignalRow
+from .model.walker import ProgressWalkerContract, WalkerCompleteContract, WalkerContract
 from .persist import (
     PersistBase,
     PersistPartialAdapter,
@@ -139,6 +142,7 @@ from .schema import (
     list_sizings,
     list_strategies,
 )
+from .schema_walker import WalkerCallbacks, WalkerSchema, add_walker, list_walkers
 
 __version__ = "0.1.0"
 
@@ -196,6 +200,7 @@ __all__ = [
     "PnL",
     "PositionSize",
     "ProgressBacktestContract",
+    "ProgressWalkerContract",
     "RegistryError",
     "Risk",
     "RiskActivePosition",
@@ -224,6 +229,12 @@ __all__ = [
     "TickEvent",
     "TickResult",
     "ValidationError",
+    "Walker",
+    "WalkerCallbacks",
+    "WalkerCancel",
+    "WalkerCompleteContract",
+    "WalkerContract",
+    "WalkerSchema",
     "WalkerStatistics",
     "WallClock",
     "__version__",
@@ -232,6 +243,7 @@ __all__ = [
     "add_risk",
     "add_sizing",
     "add_strategy",
+    "add_walker",
     "data",
     "dump_signal",
     "format_price",
@@ -250,6 +262,7 @@ __all__ = [
     "list_risks",
     "list_sizings",
     "list_strategies",
+    "list_walkers",
     "listen_backtest_progress",
     "listen_done_backtest",
     "listen_done_backtest_once",
@@ -282,4 +295,5 @@ __all__ = [
     "set_columns",
     "set_config",
     "set_logger",
+    "sweep",
 ]

@@ -1,4 +1,5 @@
-"""The `backtest-kit` command line (97 §3): `demo`, `backtest`, `report`, `live` and `download`.
+"""The `backtest-kit` command line (97 §3): `demo`, `backtest`, `report`, `live`, `walker` and
+`download`.
 
 Exit codes: 0 success, 1 a runtime failure (one line `error: ...`; `--debug` prints the
 traceback), 2 a usage error; `live` exits 130 (143) when a second SIGINT (SIGTERM) ends it at
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli_live import add_live_parser, run_live
+from .cli_walker import add_walker_parser, run_walker
 from .errors import BacktestKitError
 
 
@@ -68,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     add_live_parser(sub)
+    add_walker_parser(sub)
 
     download = sub.add_parser(
         "download", help="download candles from a ccxt exchange into a candle store"
@@ -147,6 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args)
         if args.command == "live":
             return run_live(args)
+        if args.command == "walker":
+            return run_walker(args)
         return _backtest(args)
     except (BacktestKitError, OSError, ImportError) as exc:
         if args.debug:

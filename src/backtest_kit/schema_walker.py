@@ -86,14 +86,18 @@ def add_walker(
     exchange = _name(exchange_name, "exchange_name")
     frame = _name(frame_name, "frame_name")
     if not isinstance(strategies, list | tuple):
-        raise ValidationError(f"{owner}: strategies must be a list, got {type(strategies).__name__}")
+        raise ValidationError(
+            f"{owner}: strategies must be a list, got {type(strategies).__name__}"
+        )
     if not strategies:
         raise ValidationError(f"{owner}: strategies must not be empty")
     if len(set(map(repr, strategies))) != len(strategies):
         raise ValidationError(f"{owner}: found duplicate strategies {list(strategies)!r}")
     for entry in strategies:
         if not isinstance(entry, str) or not entry:
-            raise ValidationError(f"{owner}: every strategy must be a non-empty string, got {entry!r}")
+            raise ValidationError(
+                f"{owner}: every strategy must be a non-empty string, got {entry!r}"
+            )
     registry = current().walkers
     if name in registry:
         raise RegistryError(f"walker {name!r} already exist")
