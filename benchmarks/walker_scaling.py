@@ -50,12 +50,13 @@ def register(days: int) -> list[str]:
     bk.add_frame("bench", "1m", start, end_ms)
     names = [f"trend-{fast}h-{threshold:g}" for fast, threshold in GRID]
     for name, (fast, threshold) in zip(names, GRID, strict=True):
-        bk.add_strategy(name, interval="15m", get_signal=trend(fast, threshold))
+        bk.add_strategy(name, interval=INTERVAL, get_signal=trend(fast, threshold))
     bk.add_walker("bench", "sample", "bench", names, metric="sharpe_ratio")
     return names
 
 
 DAYS = 90
+INTERVAL = "5m"
 register(DAYS)
 
 
