@@ -1,5 +1,6 @@
-"""`backtest-kit walker FILE --symbol S --walker W [--workers N] [--ray ADDRESS] [--md DIR]`
-(97 §3): runs `Walker` with a progress bar over strategies and prints the comparison report."""
+"""`backtest-kit walker FILE --symbol S --walker W [--workers N] [--ray ADDRESS] [--md DIR]
+[--html DIR]` (97 §3): runs `Walker` with a progress bar over strategies and prints the
+comparison report."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ def add_walker_parser(sub: Any) -> None:
         "--ray", metavar="ADDRESS", default=None, help="run on a Ray cluster (extra 'ray')"
     )
     walker.add_argument("--md", metavar="DIR", help="write the Markdown report into DIR")
+    walker.add_argument("--html", metavar="DIR", help="write the HTML report into DIR")
     walker.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -82,6 +84,11 @@ def run_walker(args: argparse.Namespace) -> int:
         if file is None:
             raise BacktestKitError(f"could not write the Markdown report into {args.md!r}")
         print(f"Markdown report: {file}")
+    if args.html is not None:
+        page = asyncio.run(bk.Walker.dump(args.symbol, args.walker, path=args.html, format="html"))
+        if page is None:
+            raise BacktestKitError(f"could not write the HTML report into {args.html!r}")
+        print(f"HTML report: {page}")
     return 0
 
 

@@ -52,7 +52,7 @@ from ..model.walker import (
 )
 from ..report import markdown
 from ..report.columns import resolve_columns
-from ..report.facades import report_file, write_report
+from ..report.facades import HTML_FORMATS, check_format, report_file, write_report
 from ..report.records import WalkerStatistics
 from ..runtime import Runtime, current
 from ..schema import StrategySchema, require
@@ -763,9 +763,29 @@ class WalkerUtils:
         path: str | Path = "./dump/walker",
         strategy_columns: Iterable[Any] | None = None,
         pnl_columns: Iterable[Any] | None = None,
+        format: str = "md",
     ) -> Path | None:
-        """Write the report to `path/{symbol}_{walker_name}.md`; returns the file (`None`
-        when writing failed: logged, not raised)."""
+        """Write the report to `path/{symbol}_{walker_name}.md` (or `.html` with
+        `format="html"`, 97 §5: the metric per strategy and the comparison table); returns
+        the file (`None` when writing failed: logged, not raised)."""
+        check_format("Walker.dump", format, HTML_FORMATS)
+        if format == "html":
+            from ..report.html import require_plotly, walker_html
+
+            method = "Walker.dump"
+            require_plotly()
+            schema = _validate(symbol, walker_name, method)
+            s_cols = resolve_columns("walker_strategy_columns", strategy_columns, method)
+            stats = current().reports.walker_data(
+                symbol,
+                walker_name,
+                exchange_name=schema.exchange_name,
+                frame_name=schema.frame_name,
+                metric=schema.metric,
+            )
+            page = await walker_html(stats, s_cols)
+            file = report_file(path, symbol, walker_name, suffix=".html")
+            return write_report("Walker", method, file, page)
         text = await self.get_report(symbol, walker_name, strategy_columns, pnl_columns)
         return write_report("Walker", "Walker.dump", report_file(path, symbol, walker_name), text)
 

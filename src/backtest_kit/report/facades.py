@@ -149,8 +149,15 @@ class LiveReports:
         columns: Columns = None,
         format: str = "md",
     ) -> Path | None:
-        """Write the report to `path/{symbol}_{strategy_name}.md`; returns the file."""
-        check_format("Live.dump", format)
+        """Write the report to `path/{symbol}_{strategy_name}.md` (or `.html` with
+        `format="html"`, 97 §5); returns the file."""
+        check_format("Live.dump", format, HTML_FORMATS)
+        if format == "html":
+            from .html import live_html
+
+            page = await live_html(symbol, strategy_name, columns)
+            file = report_file(path, symbol, strategy_name, suffix=".html")
+            return write_report("Live", "Live.dump", file, page)
         text = await self.get_report(symbol, strategy_name, columns)
         return write_report("Live", "Live.dump", report_file(path, symbol, strategy_name), text)
 

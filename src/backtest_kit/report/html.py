@@ -28,7 +28,15 @@ from ..intervals import MINUTE_MS
 from ..model.candles import Candles
 from ..model.results import ClosedResult
 from .markdown import NA, TableCells, fixed, iso_ms, signed, table_cells
-from .records import BacktestStatistics, HeatmapRow, HeatmapStatistics
+from .records import (
+    BacktestStatistics,
+    HeatmapRow,
+    HeatmapStatistics,
+    LiveStatistics,
+    StrategyResult,
+    TickEvent,
+    WalkerStatistics,
+)
 from .stats import minutes_between
 
 MAX_PRICE_POINTS = 5_000
@@ -286,8 +294,22 @@ def _equity_figure(
     """Cumulative PnL % (and money when sizing applies) above, drawdown below (80 §7), over
     `x_range` (ms) so that it lines up with the price chart."""
     start = trades[0].signal.pending_at
-    x = [float(start), *(float(r.close_timestamp) for r in trades)]
-    pnl = np.array([r.pnl.pnl_percentage for r in trades])
+    closes = [r.close_timestamp for r in trades]
+    pnls = [r.pnl.pnl_percentage for r in trades]
+    return _equity_curve(start, closes, pnls, [_money(r) for r in trades], x_range)
+
+
+def _equity_curve(
+    start: int,
+    closes: Sequence[int],
+    pnls: Sequence[float],
+    money: Sequence[float | None],
+    x_range: tuple[float, float] | None,
+) -> dict[str, Any]:
+    """The equity figure of trades closed at `closes` (ms, chronological) with `pnls` (%)
+    and `money` (`None` without sizing), starting from 0 at `start`."""
+    x = [float(start), *(float(c) for c in closes)]
+    pnl = np.array(pnls, dtype=float)
     equity = np.concatenate([[0.0], np.cumsum(pnl)])
     drawdown = equity - np.maximum.accumulate(equity)
     data: list[dict[str, Any]] = [
@@ -324,7 +346,6 @@ def _equity_figure(
         "yaxis": {"domain": [0.34, 1.0], "title": {"text": "cumulative PnL %"}, "ticksuffix": "%"},
         "yaxis2": {"domain": [0.0, 0.26], "title": {"text": "drawdown"}, "ticksuffix": "%"},
     }
-    money = [_money(r) for r in trades]
     if any(m is not None for m in money):
         cum = np.concatenate([[0.0], np.cumsum([0.0 if m is None else m for m in money])])
         data.append(
@@ -752,6 +773,261 @@ async def heat_html(
     )
 
 
+# -- walker page --------------------------------------------------------------------------------
+
+
+def walker_ranked(stats: WalkerStatistics) -> list[StrategyResult]:
+    """The tested strategies by metric, best first (`None` last; ties keep their order)."""
+    return sorted(
+        stats.strategy_results,
+        key=lambda r: -r.metric_value if r.metric_value is not None else float("inf"),
+    )
+
+
+def _walker_figure(
+    ranked: Sequence[StrategyResult], metric: str, best: str | None
+) -> dict[str, Any]:
+    """One bar per strategy (best first): its metric value; `N/A` strategies get no bar."""
+    names = [r.strategy_name for r in ranked]
+    values = [r.metric_value for r in ranked]
+    colours = [
+        "#2563eb" if n == best else (FLAT if v is None else WIN if v >= 0 else LOSS)
+        for n, v in zip(names, values, strict=True)
+    ]
+    hover = [
+        "<br>".join(
+            [
+                f"<b>{html.escape(r.strategy_name)}</b>",
+                f"{html.escape(metric)}: {_printf(r.metric_value, '.4f')}",
+                f"Trades {r.stats.total_signals} ({r.stats.win_count}W / {r.stats.loss_count}L)",
+                f"Total PNL {_number('+.2f', '%')(r.stats.total_pnl)}",
+            ]
+        )
+        for r in ranked
+    ]
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "x": names,
+                "y": values,
+                "marker": {"color": colours},
+                "text": [_printf(v, ".3f") for v in values],
+                "textposition": "auto",
+                "customdata": hover,
+                "hovertemplate": "%{customdata}<extra></extra>",
+                "name": metric,
+            }
+        ],
+        "layout": {
+            "height": 420,
+            "margin": {"l": 60, "r": 20, "t": 20, "b": 80},
+            "xaxis": {"type": "category", "title": {"text": "strategy"}},
+            "yaxis": {"title": {"text": metric}, "zeroline": True},
+        },
+    }
+
+
+def render_walker_html(
+    stats: WalkerStatistics,
+    *,
+    title: str,
+    subtitle: str = "",
+    table: TableCells | None = None,
+) -> str:
+    """The walker page (97 §5) of `stats` (`Walker.get_data`): the best strategy, a bar of
+    the metric per strategy and the comparison table of every strategy, best first (`table`:
+    default, the default walker strategy columns of 70 §10)."""
+    ranked = walker_ranked(stats)
+    trades = sum(r.stats.total_signals for r in stats.strategy_results)
+    cards: list[tuple[str, str, str, float | None]] = [
+        ("Strategies tested", str(stats.total_strategies), "", None),
+        ("Best strategy", stats.best_strategy or NA, "", None),
+        (f"Best {stats.metric}", _printf(stats.best_metric, ".4f"), "", None),
+        ("Total trades", str(trades), "all strategies", None),
+    ]
+    body = [
+        f'<p class="headline" id="trade-count">Trades: {trades}</p>',
+        f'<p class="headline" id="strategy-count">Strategies: {stats.total_strategies}</p>',
+        _cards(cards),
+        f"<h2>{html.escape(stats.metric)} per strategy</h2>",
+        _figure(_walker_figure(ranked, stats.metric, stats.best_strategy), "metric-chart")
+        if ranked
+        else '<div class="empty">No strategy results available.</div>',
+        f"<h2>Strategies ({len(ranked)})</h2>",
+        _table_html(
+            table if table is not None else default_cells("walker_strategy_columns", ranked),
+            "strategies",
+        )
+        if ranked
+        else '<div class="empty">No strategy results available.</div>',
+    ]
+    return _page(title, subtitle, body)
+
+
+async def walker_html(stats: WalkerStatistics, columns: Sequence[Any]) -> str:
+    """The HTML page of `Walker.dump(..., format="html")`: `stats` of `Walker.get_data` and
+    the resolved walker strategy `columns`."""
+    require_plotly()
+    table = await table_cells(columns, walker_ranked(stats))
+    subtitle = (
+        f"{stats.symbol} · exchange {stats.exchange_name} · frame {stats.frame_name}"
+        f" · metric {stats.metric}"
+    )
+    return render_walker_html(
+        stats,
+        title=f"Walker Comparison Report: {stats.walker_name}",
+        subtitle=subtitle,
+        table=table,
+    )
+
+
+# -- live page ----------------------------------------------------------------------------------
+
+
+def _live_price_figure(events: Sequence[TickEvent], closed: Sequence[TickEvent]) -> dict[str, Any]:
+    """The price of the live rows (chronological) with a mark per closed trade."""
+    data: list[dict[str, Any]] = [
+        {
+            "type": "scatter",
+            "x": [float(e.timestamp) for e in events],
+            "y": [e.current_price for e in events],
+            "mode": "lines",
+            "line": {"color": "#334155", "width": 1.2},
+            "name": "price (live rows)",
+            "hovertemplate": "%{x|%Y-%m-%d %H:%M} UTC<br>%{y}<extra></extra>",
+        }
+    ]
+    if closed:
+        data.append(
+            {
+                "type": "scatter",
+                "x": [float(e.timestamp) for e in closed],
+                "y": [e.current_price for e in closed],
+                "mode": "markers",
+                "name": "Exits",
+                "marker": {
+                    "size": 9,
+                    "color": [_colour(e.pnl or 0.0) for e in closed],
+                    "symbol": "x",
+                    "line": {"color": "#111827", "width": 1},
+                },
+                "text": [
+                    f"<b>{html.escape(str(e.position or '').upper())}</b> "
+                    f"{html.escape(e.signal_id or '')}<br>"
+                    f"PnL <b>{_signed(e.pnl, 2)}%</b> ({html.escape(e.close_reason or NA)})"
+                    for e in closed
+                ],
+                "hoverinfo": "text",
+            }
+        )
+    return {
+        "data": data,
+        "layout": {
+            "height": 420,
+            "margin": {"l": 70, "r": 30, "t": 30, "b": 40},
+            "hovermode": "closest",
+            "legend": {"orientation": "h", "y": 1.08, "x": 0},
+            "xaxis": {"type": "date"},
+            "yaxis": {"title": {"text": "price"}},
+        },
+    }
+
+
+def render_live_html(
+    stats: LiveStatistics,
+    *,
+    title: str,
+    subtitle: str = "",
+    table: TableCells | None = None,
+) -> str:
+    """The live page (97 §5) of `stats` (`Live.get_data`): the summary figures of the
+    closed rows, equity and drawdown from them, the price of the rows with the exits, and
+    the live rows table (`table`: default, the default live columns of 80 §4)."""
+    events = stats.event_list[::-1]  # chronological
+    closed = [e for e in events if e.action == "closed" and e.pnl is not None]
+    n = stats.total_closed
+    win_rate = NA if stats.win_rate is None else f"{_fixed(stats.win_rate, 2)}%"
+
+    def pct(x: float | None, digits: int = 2, sign: bool = True) -> str:
+        if x is None:
+            return NA
+        return (_signed(x, digits) if sign else _fixed(x, digits)) + "%"
+
+    cards: list[tuple[str, str, str, float | None]] = [
+        ("Total events", str(stats.total_events), "", None),
+        ("Closed signals", str(n), "", None),
+        ("Win rate", win_rate, f"{stats.win_count}W / {stats.loss_count}L", None),
+        ("Average PNL", pct(stats.avg_pnl), "higher is better", stats.avg_pnl),
+        ("Total PNL", pct(stats.total_pnl), "higher is better", stats.total_pnl),
+        ("Standard Deviation", pct(stats.std_dev, 3, False), "lower is better", None),
+        ("Sharpe Ratio", _fixed(stats.sharpe_ratio, 3), "higher is better", None),
+        (
+            "Annualized Sharpe Ratio",
+            _fixed(stats.annualized_sharpe_ratio, 3),
+            "higher is better",
+            None,
+        ),
+        ("Certainty Ratio", _fixed(stats.certainty_ratio, 3), "higher is better", None),
+        (
+            "Expected Yearly Returns",
+            pct(stats.expected_yearly_returns),
+            "higher is better",
+            stats.expected_yearly_returns,
+        ),
+    ]
+    equity = None
+    if closed:
+        start = closed[0].timestamp - (closed[0].duration or 0) * MINUTE_MS
+        equity = _equity_curve(
+            start,
+            [e.timestamp for e in closed],
+            [float(e.pnl or 0.0) for e in closed],
+            [None] * len(closed),
+            None,
+        )
+    body = [
+        f'<p class="headline" id="trade-count">Trades: {n}</p>',
+        _cards(cards),
+        "<h2>Equity and drawdown</h2>",
+        _figure(equity, "equity-chart")
+        if equity is not None
+        else '<div class="empty">No signals closed yet.</div>',
+        "<h2>Price and exits</h2>",
+        _figure(_live_price_figure(events, closed), "price-chart")
+        if events
+        else '<div class="empty">No events recorded yet.</div>',
+        f"<h2>Events ({stats.total_events})</h2>",
+        _table_html(
+            table if table is not None else default_cells("live_columns", stats.event_list),
+            "trades",
+        )
+        if stats.total_events
+        else '<div class="empty">No events recorded yet.</div>',
+    ]
+    return _page(title, subtitle, body)
+
+
+async def live_html(symbol: str, strategy_name: str, columns: Any = None) -> str:
+    """The HTML page of `Live.dump(..., format="html")`: `Live.get_data` and the configured
+    (or given) live columns."""
+    from .columns import resolve_columns
+    from .facades import validate_call
+
+    method = "Live.dump"
+    require_plotly()
+    runtime = validate_call(method, strategy_name, symbol)
+    cols = resolve_columns("live_columns", columns, method)
+    stats = runtime.reports.live_data(symbol, strategy_name)
+    table = await table_cells(cols, stats.event_list)
+    return render_live_html(
+        stats,
+        title=f"Live Trading Report: {strategy_name}",
+        subtitle=f"{symbol} · live",
+        table=table,
+    )
+
+
 __all__ = [
     "HEAT_METRICS",
     "MAX_PRICE_POINTS",
@@ -760,7 +1036,12 @@ __all__ = [
     "default_cells",
     "downsample_closes",
     "heat_html",
+    "live_html",
     "render_backtest_html",
     "render_heat_html",
+    "render_live_html",
+    "render_walker_html",
     "require_plotly",
+    "walker_html",
+    "walker_ranked",
 ]
