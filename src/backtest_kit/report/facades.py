@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final, Generic, TypeVar
 
 from ..errors import ValidationError
 from ..runtime import Runtime, current
@@ -31,6 +31,7 @@ from .records import (
 )
 
 Columns = Iterable[Any] | None
+S = TypeVar("S")
 
 DUMP_FORMATS: Final = ("md",)
 HTML_FORMATS: Final = ("md", "html")  # reports with an HTML page (97 §5, html.py)
@@ -165,7 +166,55 @@ class LiveReports:
 # -- Schedule, Performance, Partial, Risk ------------------------------------------------------
 
 
-class ScheduleReports:
+class _ModeReports(Generic[S]):
+    """The `get_data` / `get_report` / `dump` trio of a report kept per
+    `(symbol, strategy, mode)`; `backtest` defaults to `False` (live), as in the reference.
+    A subclass names its report and says where its data and its Markdown come from."""
+
+    _kind: ClassVar[str]  # "Schedule": the facade's name in messages and file logs
+    _columns: ClassVar[str]  # its column set (80 §1.4)
+    _path: ClassVar[str]  # the default dump folder
+
+    def _data(self, runtime: Runtime, symbol: str, strategy_name: str, backtest: bool) -> S:
+        raise NotImplementedError
+
+    async def _render(self, symbol: str, strategy_name: str, stats: S, cols: Any) -> str:
+        raise NotImplementedError
+
+    async def get_data(self, symbol: str, strategy_name: str, backtest: bool = False) -> S:
+        """The statistics of `(symbol, strategy_name)` in one mode."""
+        runtime = validate_call(f"{self._kind}.get_data", strategy_name, symbol)
+        return self._data(runtime, symbol, strategy_name, backtest)
+
+    async def get_report(
+        self, symbol: str, strategy_name: str, backtest: bool = False, columns: Columns = None
+    ) -> str:
+        """The report as Markdown; `columns` selects and orders the table's columns."""
+        method = f"{self._kind}.get_report"
+        runtime = validate_call(method, strategy_name, symbol)
+        cols = resolve_columns(self._columns, columns, method)
+        stats = self._data(runtime, symbol, strategy_name, backtest)
+        return await self._render(symbol, strategy_name, stats, cols)
+
+    async def dump(
+        self,
+        symbol: str,
+        strategy_name: str,
+        backtest: bool = False,
+        path: str | Path | None = None,
+        columns: Columns = None,
+        format: str = "md",
+    ) -> Path | None:
+        """Write the report to `path/{symbol}_{strategy_name}.md` (default folder per report);
+        returns the file, or None when writing failed (logged)."""
+        method = f"{self._kind}.dump"
+        check_format(method, format)
+        text = await self.get_report(symbol, strategy_name, backtest, columns)
+        file = report_file(self._path if path is None else path, symbol, strategy_name)
+        return write_report(self._kind, method, file, text)
+
+
+class ScheduleReports(_ModeReports[ScheduleStatistics]):
     """`bk.Schedule`: scheduled (limit) signals, their activations and cancellations (80 §5).
 
     `backtest` defaults to `False` (live), as in the reference: after a backtest pass
@@ -174,142 +223,74 @@ class ScheduleReports:
         stats = await bk.Schedule.get_data("BTCUSDT", "sma", backtest=True)
     """
 
-    async def get_data(
-        self, symbol: str, strategy_name: str, backtest: bool = False
+    _kind, _columns, _path = "Schedule", "schedule_columns", "./dump/schedule"
+
+    def _data(
+        self, runtime: Runtime, symbol: str, strategy_name: str, backtest: bool
     ) -> ScheduleStatistics:
-        runtime = validate_call("Schedule.get_data", strategy_name, symbol)
         return runtime.reports.schedule_data(symbol, strategy_name, backtest)
 
-    async def get_report(
-        self, symbol: str, strategy_name: str, backtest: bool = False, columns: Columns = None
+    async def _render(
+        self, symbol: str, strategy_name: str, stats: ScheduleStatistics, cols: Any
     ) -> str:
-        method = "Schedule.get_report"
-        runtime = validate_call(method, strategy_name, symbol)
-        cols = resolve_columns("schedule_columns", columns, method)
-        stats = runtime.reports.schedule_data(symbol, strategy_name, backtest)
         return await markdown.schedule_report(strategy_name, stats, cols)
 
-    async def dump(
-        self,
-        symbol: str,
-        strategy_name: str,
-        backtest: bool = False,
-        path: str | Path = "./dump/schedule",
-        columns: Columns = None,
-        format: str = "md",
-    ) -> Path | None:
-        check_format("Schedule.dump", format)
-        text = await self.get_report(symbol, strategy_name, backtest, columns)
-        file = report_file(path, symbol, strategy_name)
-        return write_report("Schedule", "Schedule.dump", file, text)
 
-
-class PerformanceReports:
+class PerformanceReports(_ModeReports[PerformanceStatistics]):
     """`bk.Performance`: timing samples of the engines per metric type (80 §6).
 
     `backtest` defaults to `False` (live): after a backtest pass `backtest=True`.
     """
 
-    async def get_data(
-        self, symbol: str, strategy_name: str, backtest: bool = False
+    _kind, _columns, _path = "Performance", "performance_columns", "./dump/performance"
+
+    def _data(
+        self, runtime: Runtime, symbol: str, strategy_name: str, backtest: bool
     ) -> PerformanceStatistics:
-        runtime = validate_call("Performance.get_data", strategy_name, symbol)
         return runtime.reports.performance_data(symbol, strategy_name, backtest)
 
-    async def get_report(
-        self, symbol: str, strategy_name: str, backtest: bool = False, columns: Columns = None
+    async def _render(
+        self, symbol: str, strategy_name: str, stats: PerformanceStatistics, cols: Any
     ) -> str:
-        method = "Performance.get_report"
-        runtime = validate_call(method, strategy_name, symbol)
-        cols = resolve_columns("performance_columns", columns, method)
-        stats = runtime.reports.performance_data(symbol, strategy_name, backtest)
         return await markdown.performance_report(strategy_name, stats, cols)
 
-    async def dump(
-        self,
-        symbol: str,
-        strategy_name: str,
-        backtest: bool = False,
-        path: str | Path = "./dump/performance",
-        columns: Columns = None,
-        format: str = "md",
-    ) -> Path | None:
-        check_format("Performance.dump", format)
-        text = await self.get_report(symbol, strategy_name, backtest, columns)
-        file = report_file(path, symbol, strategy_name)
-        return write_report("Performance", "Performance.dump", file, text)
 
-
-class PartialReports:
+class PartialReports(_ModeReports[PartialStatistics]):
     """`bk.Partial`: partial profit/loss milestones of open positions (80 §8).
 
     `backtest` defaults to `False` (live): after a backtest pass `backtest=True`.
     """
 
-    async def get_data(
-        self, symbol: str, strategy_name: str, backtest: bool = False
+    _kind, _columns, _path = "Partial", "partial_columns", "./dump/partial"
+
+    def _data(
+        self, runtime: Runtime, symbol: str, strategy_name: str, backtest: bool
     ) -> PartialStatistics:
-        runtime = validate_call("Partial.get_data", strategy_name, symbol)
         return runtime.reports.partial_data(symbol, strategy_name, backtest)
 
-    async def get_report(
-        self, symbol: str, strategy_name: str, backtest: bool = False, columns: Columns = None
+    async def _render(
+        self, symbol: str, strategy_name: str, stats: PartialStatistics, cols: Any
     ) -> str:
-        method = "Partial.get_report"
-        runtime = validate_call(method, strategy_name, symbol)
-        cols = resolve_columns("partial_columns", columns, method)
-        stats = runtime.reports.partial_data(symbol, strategy_name, backtest)
         return await markdown.partial_report(symbol, strategy_name, stats, cols)
 
-    async def dump(
-        self,
-        symbol: str,
-        strategy_name: str,
-        backtest: bool = False,
-        path: str | Path = "./dump/partial",
-        columns: Columns = None,
-        format: str = "md",
-    ) -> Path | None:
-        check_format("Partial.dump", format)
-        text = await self.get_report(symbol, strategy_name, backtest, columns)
-        file = report_file(path, symbol, strategy_name)
-        return write_report("Partial", "Partial.dump", file, text)
 
-
-class RiskReports:
+class RiskReports(_ModeReports[RiskStatistics]):
     """`bk.Risk`: signals rejected by risk profiles (80 §9).
 
     `backtest` defaults to `False` (live): after a backtest pass `backtest=True`.
     """
 
-    async def get_data(
-        self, symbol: str, strategy_name: str, backtest: bool = False
+    _kind, _columns, _path = "Risk", "risk_columns", "./dump/risk"
+
+    def _data(
+        self, runtime: Runtime, symbol: str, strategy_name: str, backtest: bool
     ) -> RiskStatistics:
-        runtime = validate_call("Risk.get_data", strategy_name, symbol)
         return runtime.reports.risk_data(symbol, strategy_name, backtest)
 
-    async def get_report(
-        self, symbol: str, strategy_name: str, backtest: bool = False, columns: Columns = None
+    async def _render(
+        self, symbol: str, strategy_name: str, stats: RiskStatistics, cols: Any
     ) -> str:
-        method = "Risk.get_report"
-        runtime = validate_call(method, strategy_name, symbol)
-        cols = resolve_columns("risk_columns", columns, method)
-        stats = runtime.reports.risk_data(symbol, strategy_name, backtest)
         return await markdown.risk_report(symbol, strategy_name, stats, cols)
-
-    async def dump(
-        self,
-        symbol: str,
-        strategy_name: str,
-        backtest: bool = False,
-        path: str | Path = "./dump/risk",
-        columns: Columns = None,
-        format: str = "md",
-    ) -> Path | None:
-        check_format("Risk.dump", format)
-        text = await self.get_report(symbol, strategy_name, backtest, columns)
-        file = report_file(path, symbol, strategy_name)
-        return write_report("Risk", "Risk.dump", file, text)
 
 
 # -- Heat ---------------------------------------------------------------------------------------
