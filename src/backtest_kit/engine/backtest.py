@@ -22,7 +22,6 @@ import numpy as np
 from ..context import ExecutionContext, MethodContext, execution_context, method_context
 from ..core.exchange import ExchangeClient, first_empty_vwap_window
 from ..core.frame import get_frame_timestamps
-from ..core.risk import reset_risk, risk_gate
 from ..core.strategy import ActivationDropped, StrategyClient
 from ..errors import BacktestKitError
 from ..events import (
@@ -40,8 +39,9 @@ from ..model.results import CancelledResult, ClosedResult
 from ..report import facades as report_facades
 from ..report.records import BacktestStatistics
 from ..runtime import Runtime, current
-from ..schema import ExchangeSchema, FrameSchema, SizingSchema, StrategySchema, require
+from ..schema import ExchangeSchema, FrameSchema, require
 from .background import start_background
+from .setup import fresh_strategy, require_run, require_strategy
 
 BacktestResult = ClosedResult | CancelledResult
 
@@ -379,16 +379,8 @@ class BacktestUtils:
         state: _RunState,
     ) -> tuple[AsyncIterator[BacktestResult], StrategyClient]:
         runtime = current()
-        if not isinstance(symbol, str) or not symbol:
-            raise BacktestKitError(f"{method}: symbol must be a non-empty string, got {symbol!r}")
-        schema: StrategySchema = require("strategy", strategy_name, method)
-        exchange_schema: ExchangeSchema = require("exchange", exchange_name, method)
+        schema, exchange_schema, sizing = require_run(method, symbol, strategy_name, exchange_name)
         frame: FrameSchema = require("frame", frame_name, method)
-        for risk in schema.risk_names():
-            require("risk", risk, method)
-        sizing: SizingSchema | None = (
-            require("sizing", schema.sizing_name, method) if schema.sizing_name else None
-        )
         runtime.logger.info(
             method,
             {
@@ -400,17 +392,7 @@ class BacktestUtils:
         )
         runtime.reports.clear_run(symbol, strategy_name, backtest=True)  # 30 §4
         exchange = exchange_client(runtime, exchange_schema, backtest=True)
-        reset_risk(runtime, schema.risk_names(), backtest=True)  # 30 §4: profiles start empty
-        strategy = StrategyClient(
-            schema,
-            exchange,
-            runtime,
-            symbol=symbol,
-            backtest=True,
-            risk=risk_gate(runtime, schema.risk_names(), backtest=True),
-            sizing=sizing,
-        )
-        runtime.strategy_clients[(symbol, strategy_name, True)] = strategy
+        strategy = fresh_strategy(runtime, schema, exchange, sizing, symbol=symbol, backtest=True)
         # the HTML report draws the price of the run's exchange over its frame (97 §5)
         runs = runtime.extensions.setdefault("backtest_runs", {})
         runs[(symbol, strategy_name)] = (exchange_name, frame_name)
@@ -488,9 +470,7 @@ class BacktestUtils:
 
     async def stop(self, symbol: str, strategy_name: str) -> None:
         """Request a stop: no new signals; a position under resolution still completes."""
-        schema: StrategySchema = require("strategy", strategy_name, "Backtest.stop")
-        for risk in schema.risk_names():
-            require("risk", risk, "Backtest.stop")
+        require_strategy("Backtest.stop", strategy_name)
         runtime = current()
         runtime.logger.info("Backtest.stop", {"symbol": symbol, "strategy_name": strategy_name})
         client = runtime.strategy_clients.get((symbol, strategy_name, True))

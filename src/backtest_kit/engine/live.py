@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 from ..clock import Clock, WallClock
 from ..context import ExecutionContext, MethodContext, execution_context, method_context
-from ..core.risk import reset_risk, risk_gate
 from ..core.strategy import StrategyClient
 from ..errors import BacktestKitError, PersistError
 from ..events import DONE_LIVE, ERROR, PERFORMANCE
@@ -25,9 +24,9 @@ from ..model.events import DoneContract, PerformanceContract
 from ..model.results import CancelledResult, ClosedResult, OpenedResult
 from ..report.facades import LiveReports
 from ..runtime import Runtime, current
-from ..schema import ExchangeSchema, SizingSchema, StrategySchema, require
 from .background import start_background
 from .backtest import exchange_client, run_coroutine_sync
+from .setup import fresh_strategy, require_run, require_strategy
 
 if TYPE_CHECKING:
     from ..core.exchange import ExchangeClient
@@ -205,15 +204,7 @@ class LiveUtils(LiveReports):
         state: _RunState,
     ) -> tuple[AsyncIterator[LiveResult], StrategyClient]:
         runtime = current()
-        if not isinstance(symbol, str) or not symbol:
-            raise BacktestKitError(f"{method}: symbol must be a non-empty string, got {symbol!r}")
-        schema: StrategySchema = require("strategy", strategy_name, method)
-        exchange_schema: ExchangeSchema = require("exchange", exchange_name, method)
-        for risk in schema.risk_names():
-            require("risk", risk, method)
-        sizing: SizingSchema | None = (
-            require("sizing", schema.sizing_name, method) if schema.sizing_name else None
-        )
+        schema, exchange_schema, sizing = require_run(method, symbol, strategy_name, exchange_name)
         inst = self._instance(symbol, strategy_name)
         if inst.running():
             raise BacktestKitError(
@@ -227,17 +218,7 @@ class LiveUtils(LiveReports):
         runtime.reports.clear_run(symbol, strategy_name, backtest=False)  # 40 §2.5
         exchange = exchange_client(runtime, exchange_schema, backtest=False)
         exchange.sleep = lambda seconds: run_clock.sleep(int(seconds * 1000))
-        reset_risk(runtime, schema.risk_names(), backtest=False)  # reloaded from the store
-        strategy = StrategyClient(
-            schema,
-            exchange,
-            runtime,
-            symbol=symbol,
-            backtest=False,
-            risk=risk_gate(runtime, schema.risk_names(), backtest=False),
-            sizing=sizing,
-        )
-        runtime.strategy_clients[(symbol, strategy_name, False)] = strategy
+        strategy = fresh_strategy(runtime, schema, exchange, sizing, symbol=symbol, backtest=False)
         return _live_loop(runtime, strategy, exchange, run_clock, state), strategy
 
     def run(
@@ -324,9 +305,7 @@ class LiveUtils(LiveReports):
     async def stop(self, symbol: str, strategy_name: str) -> None:
         """Graceful stop: no new signals; an open position is watched until it closes, a
         waiting one is cancelled at once (40 §2.3)."""
-        schema: StrategySchema = require("strategy", strategy_name, "Live.stop")
-        for risk in schema.risk_names():
-            require("risk", risk, "Live.stop")
+        require_strategy("Live.stop", strategy_name)
         runtime = current()
         runtime.logger.info("Live.stop", {"symbol": symbol, "strategy_name": strategy_name})
         client = runtime.strategy_clients.get((symbol, strategy_name, False))

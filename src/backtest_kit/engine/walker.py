@@ -58,6 +58,7 @@ from ..runtime import Runtime, current
 from ..schema import StrategySchema, require
 from ..schema_walker import WalkerSchema
 from .backtest import Backtest, _RunState, run_coroutine_sync
+from .setup import require_run
 
 # the topics a worker forwards (97 §4): tick results, validation, risk, partial and errors
 FORWARDED_TOPICS = (
@@ -82,11 +83,7 @@ def _validate(symbol: str, walker_name: str, method: str) -> WalkerSchema:
     require("exchange", schema.exchange_name, method)
     require("frame", schema.frame_name, method)
     for name in schema.strategies:
-        strategy: StrategySchema = require("strategy", name, method)
-        for risk in strategy.risk_names():
-            require("risk", risk, method)
-        if strategy.sizing_name:
-            require("sizing", strategy.sizing_name, method)
+        require_run(method, symbol, name, schema.exchange_name)
     return schema
 
 
