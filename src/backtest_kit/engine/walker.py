@@ -32,7 +32,6 @@ from ..errors import BacktestKitError, RegistryError, ValidationError
 from ..events import (
     DONE_WALKER,
     ERROR,
-    EXIT,
     PARTIAL_LOSS,
     PARTIAL_PROFIT,
     RISK,
@@ -57,6 +56,7 @@ from ..report.records import WalkerStatistics
 from ..runtime import Runtime, current
 from ..schema import StrategySchema, require
 from ..schema_walker import WalkerSchema
+from .background import start_background
 from .backtest import Backtest, _RunState, run_coroutine_sync
 from .setup import require_run
 
@@ -668,32 +668,21 @@ class WalkerUtils:
         )
         runtime = current()
 
-        async def drain() -> None:
-            try:
-                async for _ in walk:
-                    pass
-            except Exception as exc:
-                inst.status = "rejected"
-                runtime.logger.alert(
-                    "Walker.background failed", {"error": f"{type(exc).__name__}: {exc}"}
-                )
-                await runtime.bus.emit(EXIT, exc)
-                return
-            inst.status = "fulfilled"
-            await runtime.bus.emit(
-                DONE_WALKER,
-                DoneContract(
-                    exchange_name=schema.exchange_name,
-                    strategy_name=walker_name,
-                    backtest=True,
-                    symbol=symbol,
-                    walker_name=walker_name,
-                    stopped=bool(state.stopped),
-                ),
-            )
-
-        inst.status = "pending"
-        inst.task = asyncio.get_running_loop().create_task(drain())
+        inst.task = start_background(
+            runtime,
+            inst,
+            walk,
+            method="Walker.background",
+            done_topic=DONE_WALKER,
+            make_done=lambda: DoneContract(
+                exchange_name=schema.exchange_name,
+                strategy_name=walker_name,
+                backtest=True,
+                symbol=symbol,
+                walker_name=walker_name,
+                stopped=bool(state.stopped),
+            ),
+        )
         return WalkerCancel(symbol, schema, inst.task)
 
     async def stop(self, symbol: str, walker_name: str) -> None:
