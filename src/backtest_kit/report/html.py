@@ -459,6 +459,36 @@ def _price_figure(
     return {"data": data, "layout": layout}
 
 
+def _pct(x: float | None, digits: int = 2, sign: bool = True) -> str:
+    """A percentage figure: signed by default, N/A when missing."""
+    if x is None:
+        return NA
+    return (_signed(x, digits) if sign else _fixed(x, digits)) + "%"
+
+
+def _pnl_cards(stats: Any) -> list[tuple[str, str, str, float | None]]:
+    """The PNL figure cards shared by the backtest and live pages (80 §2, §4)."""
+    return [
+        ("Average PNL", _pct(stats.avg_pnl), "higher is better", stats.avg_pnl),
+        ("Total PNL", _pct(stats.total_pnl), "higher is better", stats.total_pnl),
+        ("Standard Deviation", _pct(stats.std_dev, 3, False), "lower is better", None),
+        ("Sharpe Ratio", _fixed(stats.sharpe_ratio, 3), "higher is better", None),
+        (
+            "Annualized Sharpe Ratio",
+            _fixed(stats.annualized_sharpe_ratio, 3),
+            "higher is better",
+            None,
+        ),
+        ("Certainty Ratio", _fixed(stats.certainty_ratio, 3), "higher is better", None),
+        (
+            "Expected Yearly Returns",
+            _pct(stats.expected_yearly_returns),
+            "higher is better",
+            stats.expected_yearly_returns,
+        ),
+    ]
+
+
 def render_backtest_html(
     stats: BacktestStatistics,
     candles: Candles | None,
@@ -482,32 +512,11 @@ def render_backtest_html(
     win_rate = "N/A" if stats.win_rate is None else f"{_fixed(stats.win_rate, 2)}%"
     wins = f"{stats.win_count}W / {stats.loss_count}L · higher is better"
 
-    def pct(x: float | None, digits: int = 2, sign: bool = True) -> str:
-        if x is None:
-            return "N/A"
-        return (_signed(x, digits) if sign else _fixed(x, digits)) + "%"
-
     cards: list[tuple[str, str, str, float | None]] = [
         ("Total signals", str(n), "", None),
         ("Closed signals", str(n), "", None),
         ("Win rate", win_rate, wins, None),
-        ("Average PNL", pct(stats.avg_pnl), "higher is better", stats.avg_pnl),
-        ("Total PNL", pct(stats.total_pnl), "higher is better", stats.total_pnl),
-        ("Standard Deviation", pct(stats.std_dev, 3, False), "lower is better", None),
-        ("Sharpe Ratio", _fixed(stats.sharpe_ratio, 3), "higher is better", None),
-        (
-            "Annualized Sharpe Ratio",
-            _fixed(stats.annualized_sharpe_ratio, 3),
-            "higher is better",
-            None,
-        ),
-        ("Certainty Ratio", _fixed(stats.certainty_ratio, 3), "higher is better", None),
-        (
-            "Expected Yearly Returns",
-            pct(stats.expected_yearly_returns),
-            "higher is better",
-            stats.expected_yearly_returns,
-        ),
+        *_pnl_cards(stats),
     ]
     if money:
         total = math.fsum(money)
@@ -949,32 +958,11 @@ def render_live_html(
     n = stats.total_closed
     win_rate = NA if stats.win_rate is None else f"{_fixed(stats.win_rate, 2)}%"
 
-    def pct(x: float | None, digits: int = 2, sign: bool = True) -> str:
-        if x is None:
-            return NA
-        return (_signed(x, digits) if sign else _fixed(x, digits)) + "%"
-
     cards: list[tuple[str, str, str, float | None]] = [
         ("Total events", str(stats.total_events), "", None),
         ("Closed signals", str(n), "", None),
         ("Win rate", win_rate, f"{stats.win_count}W / {stats.loss_count}L", None),
-        ("Average PNL", pct(stats.avg_pnl), "higher is better", stats.avg_pnl),
-        ("Total PNL", pct(stats.total_pnl), "higher is better", stats.total_pnl),
-        ("Standard Deviation", pct(stats.std_dev, 3, False), "lower is better", None),
-        ("Sharpe Ratio", _fixed(stats.sharpe_ratio, 3), "higher is better", None),
-        (
-            "Annualized Sharpe Ratio",
-            _fixed(stats.annualized_sharpe_ratio, 3),
-            "higher is better",
-            None,
-        ),
-        ("Certainty Ratio", _fixed(stats.certainty_ratio, 3), "higher is better", None),
-        (
-            "Expected Yearly Returns",
-            pct(stats.expected_yearly_returns),
-            "higher is better",
-            stats.expected_yearly_returns,
-        ),
+        *_pnl_cards(stats),
     ]
     equity = None
     if closed:
